@@ -1,0 +1,243 @@
+"""What an inbound adapter is, and the small pure helpers adapters share. No I/O here.
+
+An adapter is a pure function of (headers, body) -> ``ParsedEvent``. It raises ``PayloadError`` for a
+body it cannot read, and nothing else: a wrong type, a missing key or an unparseable time becomes a
+``PayloadError`` naming the field, never a ``KeyError`` escaping to the HTTP layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.errors import PayloadError
+from gateway.model import CallUpdate, format_ts
+
+Headers = Mapping[str, str]
+JSONObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    """One vendor webhook, normalized.
+
+    ``event_key`` is the dedupe key (unique per source). ``known`` is False for an event type the adapter
+    has no mapping for: it is stored and logged, and changes no call.
+    """
+
+    event_key: str
+    event_type: str
+    occurred_at: datetime | None
+    updates: tuple[CallUpdate, ...] = ()
+    known: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class InboundAdapter:
+    """A vendor: its name, its parse function, and the verification a new source gets by default."""
+
+    name: str
+    parse: Callable[[Headers, bytes], ParsedEvent]
+    default_verification: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- reading JSON defensively -------------------------------------------------------------------------
+
+
+def load_object(body: bytes) -> JSONObject:
+    if not body.strip():
+        raise PayloadError("empty body")
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PayloadError("body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise PayloadError("body is not a JSON object")
+    return value
+
+
+def body_sha256(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def obj(parent: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> JSONObject:
+    value = parent.get(key)
+    if value is None:
+        if required:
+            raise PayloadError(f"{path} is required", field=path)
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{path} must be an object", field=path)
+    return value
+
+
+def arr(parent: Mapping[str, Any], key: str, path: str) -> list[Any]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"{path} must be an array", field=path)
+    return value
+
+
+def text(parent: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
+    """A string field. Numbers are accepted and turned into text (ids arrive as either)."""
+    value = parent.get(key)
+    if value is None or value == "":
+        if required:
+            raise PayloadError(f"{path} is required", field=path)
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PayloadError(f"{path} must be a string", field=path)
+    if isinstance(value, str) and len(value) > 10_000:
+        raise PayloadError(f"{path} is too long", field=path)
+    return str(value)
+
+
+MAX_INT = 2**53  # beyond what every JSON consumer can represent exactly
+
+
+def integer(parent: Mapping[str, Any], key: str, path: str) -> int | None:
+    """An integer field; int64 values arrive as strings in protobuf JSON, so digits in a string count."""
+    value = parent.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise PayloadError(f"{path} must be an integer", field=path)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value.strip()):
+        value = int(value)
+    if not isinstance(value, int) or abs(value) > 2**63:
+        raise PayloadError(f"{path} must be an integer", field=path)
+    return value
+
+
+def number(parent: Mapping[str, Any], key: str, path: str) -> float | None:
+    value = parent.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PayloadError(f"{path} must be a number", field=path)
+    try:
+        result = float(value)
+    except ValueError:
+        raise PayloadError(f"{path} must be a number", field=path) from None
+    if result != result or result in (float("inf"), float("-inf")) or abs(result) > MAX_INT:
+        raise PayloadError(f"{path} is out of range", field=path)
+    return result
+
+
+def boolean(parent: Mapping[str, Any], key: str, path: str) -> bool | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise PayloadError(f"{path} must be a boolean", field=path)
+    return value
+
+
+def timestamp(parent: Mapping[str, Any], key: str, path: str) -> datetime | None:
+    """An ISO-8601 time; a time without a zone is taken as UTC. Returns an aware UTC datetime."""
+    raw = text(parent, key, path)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise PayloadError(f"{path} is not an ISO-8601 time", field=path) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def unix_seconds(parent: Mapping[str, Any], key: str, path: str) -> datetime | None:
+    value = integer(parent, key, path)
+    if value is None or value == 0:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise PayloadError(f"{path} is out of range", field=path) from None
+
+
+def unix_millis(parent: Mapping[str, Any], key: str, path: str) -> datetime | None:
+    value = integer(parent, key, path)
+    if value is None or value == 0:
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise PayloadError(f"{path} is out of range", field=path) from None
+
+
+def iso(value: datetime | None) -> str | None:
+    return format_ts(value) if value is not None else None
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def snake(value: str | None) -> str | None:
+    """Vendor vocabulary to lower_snake_case: ``NoAnswer`` and ``no-answer`` both become ``no_answer``."""
+    if value is None:
+        return None
+    return _CAMEL.sub("_", value.strip()).replace("-", "_").replace(" ", "_").lower()
+
+
+def compact(values: Mapping[str, Any]) -> JSONObject:
+    """Drops absent values: a missing optional field is simply absent, never a null that clears data."""
+    return {k: v for k, v in values.items() if v is not None and v != {} and v != []}
+
+
+def extra(source: Mapping[str, Any], mapped: set[str], prefix: str = "") -> JSONObject:
+    """Every vendor field the adapter did not map, kept under its (prefixed) name."""
+    return {f"{prefix}{k}": v for k, v in source.items() if k not in mapped and v is not None}
+
+
+SPEAKERS: Mapping[str, str] = {
+    # the agent side: a voice bot, an AI, or the human rep placing the call
+    "agent": "agent",
+    "ai": "agent",
+    "assistant": "agent",
+    "bot": "agent",
+    "rep": "agent",
+    "sdr": "agent",
+    # the person called (or calling): OpenAI-style "user", CRM-style "lead"/"contact"/"prospect"
+    "customer": "customer",
+    "user": "customer",
+    "lead": "customer",
+    "contact": "customer",
+    "prospect": "customer",
+    "caller": "customer",
+    "callee": "customer",
+    "human": "customer",
+    "system": "system",
+    "tool": "tool",
+    "tool_call": "tool",
+    "tool_response": "tool",
+    "function": "tool",
+}
+
+
+def segment(speaker: str | None, words: str | None, **times: Any) -> JSONObject:
+    """One transcript segment in the call model's shape. An unmapped speaker is kept as ``vendor_speaker``."""
+    raw = (speaker or "").strip()
+    mapped = SPEAKERS.get(raw.lower())
+    seg: JSONObject = {"speaker": mapped or "system", "text": words or ""}
+    if mapped is None:
+        seg["vendor_speaker"] = raw
+    seg.update(compact(times))
+    return seg
+
+
+def offset_ms(start: datetime | None, at: datetime | None) -> int | None:
+    if start is None or at is None:
+        return None
+    delta = round((at - start).total_seconds() * 1000)
+    return delta if delta >= 0 else None

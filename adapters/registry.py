@@ -1,0 +1,14 @@
+"""The explicit registry of adapters: a new vendor is one import and one line here. No discovery."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from adapters.base import InboundAdapter
+from adapters.inbound import graph8, livekit, voicecalls
+
+INBOUND: Mapping[str, InboundAdapter] = {
+    graph8.NAME: graph8.ADAPTER,
+    voicecalls.NAME: voicecalls.ADAPTER,
+    livekit.NAME: livekit.ADAPTER,
+}

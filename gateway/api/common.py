@@ -1,0 +1,84 @@
+"""Helpers every route module uses: services, auth, JSON in and out, the error envelope."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.admin import Principal, authenticate
+from gateway.errors import BadRequest, CallgateError, Forbidden, ValidationFailed
+from gateway.services import Services
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def services(request: Request) -> Services:
+    return cast(Services, request.state.services)  # put there by the lifespan
+
+
+def json_response(payload: Any, status_code: int = 200) -> Response:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(body, status_code=status_code, media_type="application/json")
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def error_response(
+    request: Request, status_code: int, code: str, message: str, field: str | None
+) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    error["request_id"] = request_id(request)
+    return json_response({"error": error}, status_code)
+
+
+async def handle_callgate_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, CallgateError):  # registered for CallgateError only
+        raise exc
+    return error_response(request, exc.status_code, exc.code, exc.message, exc.field)
+
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, HTTPException):
+        raise exc
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(request, exc.status_code, code, str(exc.detail), None)
+
+
+async def tenant_principal(request: Request) -> tuple[Principal, str]:
+    """The caller, who must be a tenant key: (principal, tenant id)."""
+    principal = await authenticate(services(request).db, request.headers.get("authorization"))
+    if principal.tenant_id is None:
+        raise Forbidden("operator keys manage tenants; use a tenant's API key for tenant data")
+    return principal, principal.tenant_id
+
+
+async def any_principal(request: Request) -> Principal:
+    return await authenticate(services(request).db, request.headers.get("authorization"))
+
+
+async def read_model(request: Request, model: type[M]) -> M:
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or None
+        raise ValidationFailed(error["msg"], field=field) from None

@@ -1,0 +1,34 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (the database answers and the writer runs)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway import __version__
+from gateway.api.common import json_response, services
+from gateway.errors import StorageUnavailable
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok", "version": __version__})
+
+
+async def readyz(request: Request) -> Response:
+    svc = services(request)
+    try:
+        await svc.db.ping()
+    except StorageUnavailable:
+        raise StorageUnavailable("database unreachable") from None
+    except TimeoutError:
+        raise StorageUnavailable("database did not answer in time") from None
+    if not svc.writer.running:
+        raise StorageUnavailable("the ingest writer is not running")
+    return json_response({"status": "ready", "database": "ok"})
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]

@@ -1,0 +1,130 @@
+"""``POST /hooks/{source_id}``: verify on the raw bytes, parse, commit, and only then answer.
+
+202 stored · 200 duplicate · 401 bad signature · 404 unknown or disabled source · 400 unreadable body
+(quarantined) · 413 too large · 503 storage unavailable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from adapters.base import ParsedEvent
+from gateway.api.common import json_response, services
+from gateway.errors import BadRequest, CallgateError, NotFound, PayloadError, PayloadTooLarge
+from gateway.ids import new_id
+from gateway.ingest import IngestJob, IngestResult, apply_event, storable_headers
+from gateway.phones import normalize
+from gateway.sources import ActiveSource
+from gateway.store import events as event_store
+
+log = structlog.get_logger("callgate.hooks")
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("client disconnected before the body was complete") from None
+    return b"".join(chunks)
+
+
+def normalized(parsed: ParsedEvent, region: str) -> ParsedEvent:
+    if not parsed.updates:
+        return parsed
+    return replace(parsed, updates=tuple(normalize(u, region) for u in parsed.updates))
+
+
+async def receive(request: Request) -> Response:
+    svc = services(request)
+    source_id = request.path_params["source_id"]
+    structlog.contextvars.bind_contextvars(source_id=source_id)
+    source = await svc.sources.get(source_id)
+    if source is None or not source.enabled:
+        log.info("webhook", outcome="unknown_source")
+        raise NotFound("unknown or disabled source")
+    structlog.contextvars.bind_contextvars(tenant_id=source.tenant_id, vendor=source.vendor)
+    body = await read_limited(request, svc.settings.max_body_bytes)
+    try:
+        source.verify(body, request.headers)
+    except CallgateError as exc:
+        log.info("webhook", outcome="rejected", reason=exc.message)
+        raise
+    received_at = svc.clock()
+    try:
+        parsed = normalized(source.adapter.parse(request.headers, body), svc.settings.default_region)
+    except Exception as exc:
+        await _quarantine(request, source, body, exc)
+        if isinstance(exc, PayloadError):
+            raise
+        raise PayloadError("the adapter could not read this body; it is kept for replay") from None
+    job = IngestJob(
+        tenant_id=source.tenant_id,
+        source_id=source.id,
+        vendor=source.vendor,
+        parsed=parsed,
+        headers=request.headers,
+        body=body,
+        received_at=received_at,
+    )
+
+    async def work(conn: AsyncConnection) -> IngestResult:
+        return await apply_event(conn, job, svc.clock(), svc.reparse)
+
+    result = await svc.writer.submit(work)
+    log.info(
+        "webhook",
+        outcome="duplicate" if result.duplicate else "stored",
+        event_key=parsed.event_key,
+        event_type=parsed.event_type,
+        known=parsed.known,
+        state=result.state,
+        raw_event_id=result.raw_event_id,
+        calls=[c.call_id for c in result.changes],
+        types=sorted({t for c in result.changes for t in c.types}),
+    )
+    if result.duplicate:
+        return json_response({"status": "duplicate", "event_id": result.raw_event_id}, 200)
+    calls = [{"id": c.call_id, "version": c.version, "status": c.status} for c in result.changes]
+    return json_response({"status": "accepted", "event_id": result.raw_event_id, "calls": calls}, 202)
+
+
+async def _quarantine(request: Request, source: ActiveSource, body: bytes, exc: Exception) -> None:
+    svc = services(request)
+    message = exc.message if isinstance(exc, PayloadError) else f"adapter error: {type(exc).__name__}"
+    if isinstance(exc, PayloadError):
+        log.info("webhook", outcome="quarantined", reason=message)
+    else:
+        log.error("webhook", outcome="quarantined", reason=message, exc_info=exc)
+    values = {
+        "id": new_id("qua"),
+        "tenant_id": source.tenant_id,
+        "source_id": source.id,
+        "vendor": source.vendor,
+        "received_at": svc.clock(),
+        "headers": storable_headers(request.headers),
+        "body": body,
+        "error": message[:2000],
+    }
+
+    async def work(conn: AsyncConnection) -> None:
+        await event_store.insert_quarantine(conn, values)
+
+    await svc.writer.submit(work)
+
+
+routes = [Route("/hooks/{source_id}", receive, methods=["POST"])]

@@ -1,0 +1,214 @@
+"""``callgate``: serve, migrate, and administer tenants, keys and sources.
+
+Every command that prints data takes ``--json`` and then prints exactly one JSON document on stdout.
+Administrative commands talk to the database named by ``CALLGATE_DATABASE_URL`` directly: they are for
+the operator on the host; remote clients use the HTTP API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from adapters.registry import INBOUND
+from gateway import admin, logs
+from gateway import sources as source_service
+from gateway.clock import system_clock
+from gateway.config import Settings
+from gateway.errors import CallgateError
+from gateway.store import sources as source_store
+from gateway.store.db import Database
+from gateway.store.migrate import upgrade, upgrade_async
+
+
+def _emit(args: argparse.Namespace, payload: Any, human: str) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, sort_keys=False))
+    else:
+        print(human)
+
+
+async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    if settings.auto_migrate:
+        await upgrade_async(settings.database_url)
+    db = Database(settings.database_url, pool_size=2, synchronous=settings.sqlite_synchronous)
+    try:
+        return await work(db)
+    finally:
+        await db.dispose()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    print(f"callgate serving on http://{settings.host}:{settings.port} ({_db_label(settings)})", flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _db_label(settings: Settings) -> str:
+    return "SQLite " + settings.database_url.split("///", 1)[-1] if settings.is_sqlite else "PostgreSQL"
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    upgrade(settings.database_url)
+    _emit(
+        args, {"database": _db_label(settings), "revision": "head"}, f"migrated {_db_label(settings)} to head"
+    )
+    return 0
+
+
+def cmd_tenants_create(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(db: Database) -> tuple[str, admin.IssuedKey]:
+        return await admin.create_tenant(db, args.name, system_clock)
+
+    tenant_id, key = asyncio.run(_with_db(settings, work))
+    _emit(
+        args,
+        {"tenant_id": tenant_id, "name": args.name, "api_key": key.api_key},
+        f"tenant {tenant_id} ({args.name})\napi key (shown once): {key.api_key}",
+    )
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    if bool(args.tenant) == bool(args.operator):
+        raise CallgateError("give exactly one of --tenant ID or --operator")
+
+    async def work(db: Database) -> admin.IssuedKey:
+        return await admin.create_api_key(db, args.tenant, args.name, system_clock)
+
+    key = asyncio.run(_with_db(settings, work))
+    _emit(
+        args,
+        {
+            "id": key.key_id,
+            "tenant_id": key.tenant_id,
+            "operator": key.tenant_id is None,
+            "api_key": key.api_key,
+        },
+        f"key {key.key_id} for {key.tenant_id or 'operators'}\napi key (shown once): {key.api_key}",
+    )
+    return 0
+
+
+def cmd_sources_create(args: argparse.Namespace, settings: Settings) -> int:
+    verification = json.loads(args.verification) if args.verification else None
+
+    async def work(db: Database) -> dict[str, Any]:
+        row, generated, api_key = await source_service.create(
+            db,
+            INBOUND,
+            system_clock,
+            tenant_id=args.tenant,
+            name=args.name or f"{args.vendor} source",
+            vendor=args.vendor,
+            verification=verification,
+        )
+        shown = source_service.render(row, settings.base_url)
+        if generated is not None:
+            shown["secret"] = generated
+        if api_key is not None:
+            shown["api_key"] = api_key
+        return shown
+
+    shown = asyncio.run(_with_db(settings, work))
+    human = f"source {shown['id']} ({shown['vendor']})\nhook url: {shown['hook_url']}"
+    if "secret" in shown:
+        human += f"\nsecret (shown once): {shown['secret']}"
+    if "api_key" in shown:
+        human += f"\nLiveKit API key: {shown['api_key']}"
+    _emit(args, shown, human)
+    return 0
+
+
+def cmd_sources_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.reading() as conn:
+            rows = await source_store.list_for_tenant(conn, args.tenant)
+        return [source_service.render(r, settings.base_url) for r in rows]
+
+    shown = asyncio.run(_with_db(settings, work))
+    lines = [f"{s['id']}  {s['vendor']:<11} {'on ' if s['enabled'] else 'off'}  {s['name']}" for s in shown]
+    _emit(args, {"data": shown}, "\n".join(lines) or "no sources")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callgate", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(sub: Any, name: str, handler: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+        p.add_argument("--json", action="store_true", help="print one JSON document")
+        p.set_defaults(handler=handler)
+        return p
+
+    serve = command(commands, "serve", cmd_serve, "run the gateway (HTTP API and webhook intake)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    command(commands, "migrate", cmd_migrate, "upgrade the database schema to the latest revision")
+
+    tenants = commands.add_parser("tenants", help="tenants").add_subparsers(dest="action", required=True)
+    command(tenants, "create", cmd_tenants_create, "create a tenant and its first API key").add_argument(
+        "name"
+    )
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create_key = command(keys, "create", cmd_keys_create, "create an API key")
+    create_key.add_argument("--tenant", help="tenant id (a tenant key)")
+    create_key.add_argument("--operator", action="store_true", help="an operator key (manages tenants)")
+    create_key.add_argument("--name", default="cli")
+
+    sources = commands.add_parser("sources", help="inbound sources").add_subparsers(
+        dest="action", required=True
+    )
+    create_source = command(sources, "create", cmd_sources_create, "create a source (one webhook URL)")
+    create_source.add_argument("--tenant", required=True)
+    create_source.add_argument("--vendor", required=True, choices=sorted(INBOUND))
+    create_source.add_argument("--name")
+    create_source.add_argument("--verification", help="verification settings as JSON (default: the vendor's)")
+    command(sources, "list", cmd_sources_list, "list a tenant's sources").add_argument(
+        "--tenant", required=True
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        return int(args.handler(args, settings))
+    except CallgateError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": {"code": exc.code, "message": exc.message, "field": exc.field}}))
+        else:
+            print(f"callgate: {exc.message}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"callgate: --verification is not JSON: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

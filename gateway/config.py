@@ -1,0 +1,38 @@
+"""Configuration from ``CALLGATE_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLGATE_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./var/callgate.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str | None = None  # base of hook URLs; defaults to http://host:port
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    default_region: str = Field(default="US", min_length=2, max_length=2)  # for numbers without a +
+    source_cache_seconds: float = Field(default=5.0, ge=0)
+    auto_migrate: bool = True  # serve upgrades the schema on start (turn off when several processes share PG)
+    bootstrap_tenant: bool = True  # on an empty database, create a tenant and print its API key once
+    secret_key: str | None = None  # signs pagination cursors; generated and kept in the database when unset
+    writer_max_batch: int = Field(default=256, ge=1, le=10_000)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = (
+        "FULL"  # FULL: an acknowledged webhook survives power loss
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

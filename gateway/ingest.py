@@ -1,0 +1,210 @@
+"""The ingest transaction: one vendor event -> raw event + call merges + timeline rows, atomically.
+
+``apply_event`` is the unit of work, written once above the narrow store functions; it runs inside a
+transaction the caller owns (the group-commit writer, or replay). The request path reaches it only
+through ``Writer.submit``, which returns after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.base import ParsedEvent
+from gateway.ids import new_id
+from gateway.model import CallState, CallUpdate, MergeResult, Stamp, format_ts, merge
+from gateway.store import calls as call_store
+from gateway.store import events as event_store
+
+# headers never stored with a raw event: they are credentials, not content
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+Reparse = Callable[[str, Mapping[str, str], bytes], ParsedEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestJob:
+    tenant_id: str
+    source_id: str
+    vendor: str
+    parsed: ParsedEvent
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallChange:
+    call_id: str
+    version: int
+    status: str | None
+    changed: tuple[str, ...]
+    types: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    raw_event_id: str
+    duplicate: bool
+    state: str = "applied"
+    changes: tuple[CallChange, ...] = field(default_factory=tuple)
+
+
+def storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
+
+
+def stamp_of(parsed: ParsedEvent) -> Stamp:
+    return Stamp(format_ts(parsed.occurred_at) if parsed.occurred_at else "", parsed.event_key)
+
+
+def _initial_state(parsed: ParsedEvent) -> tuple[str, str | None]:
+    if not parsed.known:
+        return "unknown_type", None
+    if any(u.vendor_call_id for u in parsed.updates):
+        return "applied", None
+    links = [u.link_alias for u in parsed.updates if u.link_alias]
+    if links:
+        return "pending_link", links[0]
+    return "no_call", None
+
+
+async def apply_event(conn: AsyncConnection, job: IngestJob, now: datetime, reparse: Reparse) -> IngestResult:
+    parsed = job.parsed
+    raw_id = new_id("evt")
+    state, link_alias = _initial_state(parsed)
+    stored = await event_store.insert_raw_event(
+        conn,
+        {
+            "id": raw_id,
+            "tenant_id": job.tenant_id,
+            "source_id": job.source_id,
+            "vendor": job.vendor,
+            "event_key": parsed.event_key,
+            "event_type": parsed.event_type[:200],
+            "state": state,
+            "link_alias": link_alias,
+            "occurred_at": parsed.occurred_at,
+            "received_at": job.received_at,
+            "headers": storable_headers(job.headers),
+            "body": job.body,
+        },
+    )
+    if not stored:
+        existing = await event_store.find_raw_event_id(conn, job.source_id, parsed.event_key)
+        return IngestResult(existing or raw_id, duplicate=True)
+    changes: list[CallChange] = []
+    for update in parsed.updates:
+        change = await _apply_update(conn, job, update, raw_id, parsed, now, reparse)
+        if change is not None:
+            changes.extend(change)
+    if state == "pending_link" and changes:
+        state = "applied"
+        await event_store.set_state(conn, raw_id, state)
+    return IngestResult(raw_id, duplicate=False, state=state, changes=tuple(changes))
+
+
+async def _apply_update(
+    conn: AsyncConnection,
+    job: IngestJob,
+    update: CallUpdate,
+    raw_id: str,
+    parsed: ParsedEvent,
+    now: datetime,
+    reparse: Reparse,
+) -> list[CallChange] | None:
+    """Merges one update into its call. None when it names no known call (a room event before its call)."""
+    if update.vendor_call_id is not None:
+        row = await call_store.get_for_merge(conn, job.tenant_id, job.vendor, update.vendor_call_id)
+    elif update.link_alias is not None:
+        row = await call_store.get_by_alias_for_merge(conn, job.tenant_id, job.vendor, update.link_alias)
+        if row is None:
+            return None
+    else:  # CallUpdate refuses to exist without one of the two
+        return None
+    state = CallState(dict(row["data"]), dict(row["stamps"])) if row is not None else None
+    result = merge(state, update, stamp_of(parsed))
+    known_aliases = set(result.state.stamps.get("aliases", []))
+    new_aliases = [a for a in update.aliases if a not in known_aliases]
+    if new_aliases:
+        result.state.stamps["aliases"] = sorted(known_aliases | set(new_aliases))
+    if row is None:
+        call_id = new_id("call")
+        version = 1
+        await call_store.insert_call(
+            conn,
+            call_id=call_id,
+            tenant_id=job.tenant_id,
+            source_id=job.source_id,
+            vendor=job.vendor,
+            vendor_call_id=update.vendor_call_id or "",
+            state=result.state,
+            now=now,
+        )
+    else:
+        call_id = row["id"]
+        version = row["version"] + (1 if result.changed else 0)
+        if result.changed or new_aliases:
+            await call_store.update_call(conn, call_id, result.state, version, now)
+    await _timeline(conn, job.tenant_id, call_id, raw_id, parsed, result, version, now)
+    changes = [_change(call_id, version, result)]
+    for alias in new_aliases:
+        if await call_store.insert_alias(conn, job.tenant_id, job.vendor, alias, call_id):
+            changes.extend(await _apply_pending(conn, job, alias, now, reparse))
+    return changes
+
+
+async def _apply_pending(
+    conn: AsyncConnection, job: IngestJob, alias: str, now: datetime, reparse: Reparse
+) -> list[CallChange]:
+    """Events that arrived before their call (LiveKit room events) are applied once the call exists."""
+    changes: list[CallChange] = []
+    for pending in await event_store.pending_for_alias(conn, job.tenant_id, job.vendor, alias):
+        parsed = reparse(job.vendor, pending["headers"], pending["body"])
+        for update in parsed.updates:
+            if update.link_alias == alias:
+                change = await _apply_update(conn, job, update, pending["id"], parsed, now, reparse)
+                changes.extend(change or [])
+        await event_store.set_state(conn, pending["id"], "applied")
+    return changes
+
+
+async def _timeline(
+    conn: AsyncConnection,
+    tenant_id: str,
+    call_id: str,
+    raw_id: str,
+    parsed: ParsedEvent,
+    result: MergeResult,
+    version: int,
+    now: datetime,
+) -> None:
+    values: dict[str, Any] = {
+        "id": new_id("cev"),
+        "tenant_id": tenant_id,
+        "call_id": call_id,
+        "raw_event_id": raw_id,
+        "event_type": parsed.event_type[:200],
+        "types": [str(t) for t in result.types],
+        "changed": list(result.changed),
+        "status": result.state.data.get("status"),
+        "previous_status": result.previous_status.value if result.previous_status else None,
+        "version": version,
+        "occurred_at": parsed.occurred_at,
+        "created_at": now,
+    }
+    await call_store.insert_call_event(conn, values)
+
+
+def _change(call_id: str, version: int, result: MergeResult) -> CallChange:
+    return CallChange(
+        call_id=call_id,
+        version=version,
+        status=result.state.data.get("status"),
+        changed=result.changed,
+        types=tuple(str(t) for t in result.types),
+    )

@@ -1,0 +1,112 @@
+"""Engines and transactions. The one place that knows SQLite from PostgreSQL.
+
+SQLite: WAL, ``synchronous=FULL`` by default (an acknowledged webhook survives a power cut), a busy
+timeout, foreign keys on, and explicit ``BEGIN`` (``BEGIN IMMEDIATE`` for writers, so a writer never
+fails upgrading a read lock). PostgreSQL: an asyncpg pool.
+
+Every driver error that means "the database is not there or refused" leaves this module as
+``StorageUnavailable`` (503, so the vendor retries). Integrity errors pass through: they are logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gateway.errors import StorageUnavailable
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_engine(
+    url: str, *, writer: bool = False, pool_size: int = 10, synchronous: str = "FULL"
+) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        _ensure_sqlite_dir(url)
+        engine = create_async_engine(
+            url, pool_size=2 if writer else pool_size, max_overflow=0 if writer else pool_size
+        )
+        begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # SQLAlchemy issues BEGIN itself (savepoints work)
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql(begin)
+
+        return engine
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=10
+    )
+
+
+def storage_error(exc: BaseException) -> bool:
+    """True for the errors that mean the database is unavailable rather than that our SQL is wrong."""
+    if isinstance(exc, IntegrityError):
+        return False
+    return isinstance(exc, DBAPIError | OSError | asyncio.TimeoutError | ConnectionError) or (
+        isinstance(exc, SQLAlchemyError) and "connect" in str(exc).lower()
+    )
+
+
+class Database:
+    """A read engine and a write engine (the same pool on PostgreSQL)."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, synchronous: str = "FULL") -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.read_engine = create_engine(url, pool_size=pool_size, synchronous=synchronous)
+        self.write_engine = (
+            create_engine(url, writer=True, synchronous=synchronous) if self.is_sqlite else self.read_engine
+        )
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        async with self._translate(), self.read_engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction, committed when the block ends without an exception."""
+        async with self._translate(), self.write_engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _translate(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except StorageUnavailable:
+            raise
+        except Exception as exc:
+            if storage_error(exc):
+                raise StorageUnavailable("the database is unavailable, retry later") from exc
+            raise
+
+    async def ping(self) -> None:
+        async with self.reading() as conn:
+            await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
+
+    async def dispose(self) -> None:
+        await self.read_engine.dispose()
+        if self.write_engine is not self.read_engine:
+            await self.write_engine.dispose()

@@ -1,0 +1,195 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations create it; these describe it for queries.
+
+Core, not ORM objects: the ingest hot path builds no per-row objects and runs cached, compiled
+statements. ``tests/store/test_schema.py`` checks that the migrations produce exactly these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (naive text) and PostgreSQL (timestamptz) alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if not isinstance(value, datetime):
+            raise TypeError(f"not a datetime: {value!r}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+ID = String(40)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=True),  # NULL: an operator key
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_hint", String(8), nullable=False),
+    Column("is_operator", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("vendor", String(40), nullable=False),
+    Column("verification", JSONDoc, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Index(None, "tenant_id", "id"),
+)
+
+raw_events = Table(
+    "raw_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("source_id", ID, ForeignKey("sources.id"), nullable=False),
+    Column("vendor", String(40), nullable=False),
+    Column("event_key", String(300), nullable=False),
+    Column("event_type", String(200), nullable=False),
+    # applied | pending_link (waits for its room's call) | no_call | unknown_type
+    Column("state", String(20), nullable=False),
+    Column("link_alias", String(300), nullable=True),
+    Column("occurred_at", UTCDateTime, nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("headers", JSONDoc, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    UniqueConstraint("source_id", "event_key"),
+    Index(None, "tenant_id", "vendor", "link_alias"),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("source_id", ID, ForeignKey("sources.id"), nullable=False),
+    Column("vendor", String(40), nullable=False),
+    Column("vendor_call_id", String(300), nullable=False),
+    Column("status", String(20), nullable=True),
+    Column("direction", String(10), nullable=False),
+    Column("from_number", String(40), nullable=True),
+    Column("to_number", String(40), nullable=True),
+    Column("data", JSONDoc, nullable=False),  # the public call fields
+    Column("stamps", JSONDoc, nullable=False),  # merge bookkeeping (gateway.model.CallState)
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "vendor", "vendor_call_id"),
+    Index(None, "tenant_id", "status"),
+    Index(None, "tenant_id", "from_number"),
+    Index(None, "tenant_id", "to_number"),
+    Index(None, "tenant_id", "created_at"),
+)
+
+call_aliases = Table(
+    "call_aliases",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("vendor", String(40), primary_key=True),
+    Column("alias", String(300), primary_key=True),
+    Column("call_id", ID, ForeignKey("calls.id"), nullable=False),
+)
+
+call_events = Table(
+    "call_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("call_id", ID, ForeignKey("calls.id"), nullable=False),
+    Column("raw_event_id", ID, ForeignKey("raw_events.id"), nullable=False),
+    Column("event_type", String(200), nullable=False),  # the vendor's
+    Column("types", JSONDoc, nullable=False),  # the call.* types this change emits
+    Column("changed", JSONDoc, nullable=False),
+    Column("status", String(20), nullable=True),
+    Column("previous_status", String(20), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "call_id", "id"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("source_id", ID, ForeignKey("sources.id"), nullable=False),
+    Column("vendor", String(40), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("headers", JSONDoc, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Index(None, "tenant_id", "received_at"),
+)
