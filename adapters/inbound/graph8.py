@@ -99,7 +99,6 @@ def _grade(data: JSONObject) -> JSONObject | None:
         {
             "score": round(score / 100, 4) if score is not None else None,
             "status": "completed",
-            "summary": text(grading, "next_best_action", "data.grading.next_best_action"),
             "details": details,
         }
     )
@@ -156,12 +155,15 @@ def _missed_callback(event_key: str, envelope: JSONObject, data: JSONObject) -> 
     room = text(data, "room_name", "data.room_name") or f"callback:{event_key}"
     voicemail = text(data, "voicemail_url", "data.voicemail_url")
     received = iso(timestamp(data, "received_at", "data.received_at"))
-    vendor_extra = extra(data, {"room_name", "from_phone", "to_phone", "voicemail_url", "received_at"})
+    vendor_extra = extra(
+        data, {"room_name", "from_phone", "to_phone", "voicemail_url", "received_at", "contact_id"}
+    )
     if envelope.get("org_id") is not None:
         vendor_extra["org_id"] = envelope["org_id"]
     fields = compact(
         {
             "direction": Direction.INBOUND,
+            "contact_ref": text(data, "contact_id", "data.contact_id"),
             "from_number": text(data, "from_phone", "data.from_phone"),
             "to_number": text(data, "to_phone", "data.to_phone"),
             "started_at": received,

@@ -1,0 +1,320 @@
+"""Verification schemes: known-answer vectors, rotation, tolerance with an injected clock, and malformed input
+that must always end as VerificationError (401), never as another exception (500)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from livekit.api import AccessToken
+
+from gateway.errors import VerificationError
+from gateway.signing import (
+    BearerConfig,
+    HmacConfig,
+    LiveKitConfig,
+    StandardWebhooksConfig,
+    build_verifier,
+    sign_hmac,
+    verification_adapter,
+)
+from tests.helpers import FIXTURES, livekit_headers
+
+
+def clock_at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+# research/outbound.md section 2, recomputed there with standardwebhooks 1.1.0
+VECTORS = [
+    (
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        1614265330,
+        b'{"test": 2432232314}',
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    ),
+    (
+        "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+        1649367553,
+        b'{"email":"test@example.com","username":"test_user"}',
+        "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+    ),
+    (
+        "whsec_plJ3nmyCDGBKInavdOK15jsl",
+        "msg_loFOjxBNrRLzqYUf",
+        1731705121,
+        b'{"event_type":"ping","data":{"success":true}}',
+        "v1,rAvfW3dJ/X/qxhsaXPOyyCGmRKsaKWcsNccKXlIktD0=",
+    ),
+]
+
+
+def sw_headers(msg_id: str, ts: int, signature: str) -> dict[str, str]:
+    return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": signature}
+
+
+@pytest.mark.parametrize(("secret", "msg_id", "ts", "body", "signature"), VECTORS)
+def test_standard_webhooks_known_answers(
+    secret: str, msg_id: str, ts: int, body: bytes, signature: str
+) -> None:
+    verify = build_verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
+    verify(body, sw_headers(msg_id, ts, signature))
+    # the same signature among other entries (rotation, other versions) still verifies
+    verify(
+        body, sw_headers(msg_id, ts, f"v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,abc {signature}")
+    )
+
+
+def test_standard_webhooks_negative_vector_and_tampering() -> None:
+    secret, msg_id, ts, body, _ = VECTORS[0]
+    verify = build_verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
+    with pytest.raises(VerificationError):
+        verify(body, sw_headers(msg_id, ts, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA="))
+    good = VECTORS[0][4]
+    with pytest.raises(VerificationError):
+        verify(body + b" ", sw_headers(msg_id, ts, good))
+    with pytest.raises(VerificationError):
+        verify(body, sw_headers("msg_other", ts, good))
+
+
+def test_standard_webhooks_rotation_accepts_any_configured_secret() -> None:
+    secret, msg_id, ts, body, signature = VECTORS[0]
+    config = StandardWebhooksConfig(secrets=["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", secret])
+    build_verifier(config, lambda: clock_at(ts))(body, sw_headers(msg_id, ts, signature))
+
+
+@pytest.mark.parametrize("skew", [-301, 301])
+def test_standard_webhooks_tolerance_uses_the_injected_clock(skew: int) -> None:
+    secret, msg_id, ts, body, signature = VECTORS[0]
+    verify = build_verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts + skew))
+    with pytest.raises(VerificationError, match="tolerance"):
+        verify(body, sw_headers(msg_id, ts, signature))
+    wide = StandardWebhooksConfig(secrets=[secret], tolerance_seconds=600)
+    build_verifier(wide, lambda: clock_at(ts + skew))(body, sw_headers(msg_id, ts, signature))
+
+
+def test_standard_webhooks_accepts_svix_headers() -> None:
+    secret, msg_id, ts, body, signature = VECTORS[0]
+    verify = build_verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
+    verify(body, {"svix-id": msg_id, "svix-timestamp": str(ts), "svix-signature": signature})
+
+
+def test_bad_secret_is_refused_at_configuration() -> None:
+    with pytest.raises(ValueError, match="whsec_"):
+        verification_adapter.validate_python({"scheme": "standard-webhooks", "secrets": ["whsec_%%%"]})
+
+
+# --- hmac ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        HmacConfig(secrets=["s3cret"]),  # voiceapi default: x-signature, x-timestamp, {timestamp}.{body}, hex
+        HmacConfig(secrets=["s3cret"], timestamp_header=None, encoding="base64"),  # voicecalls default
+        HmacConfig(
+            secrets=["s3cret"],
+            signature_header="x-hub-signature-256",
+            timestamp_header=None,
+            prefix="sha256=",
+        ),  # GitHub's shape
+        HmacConfig(secrets=["s3cret"], algorithm="sha512", template="{timestamp}:{body}"),
+        HmacConfig(secrets=["s3cret"], algorithm="sha1", timestamp_header=None),
+    ],
+)
+def test_hmac_variants_round_trip_and_reject_tampering(config: HmacConfig) -> None:
+    now = 1_700_000_000
+    body = b'{"event":"call.completed"}'
+    timestamp = str(now) if config.timestamp_header else None
+    headers = {config.signature_header: sign_hmac(config, "s3cret", body, timestamp)}
+    if config.timestamp_header and timestamp:
+        headers[config.timestamp_header] = timestamp
+    verify = build_verifier(config, lambda: clock_at(now))
+    verify(body, headers)
+    with pytest.raises(VerificationError):
+        verify(body + b"x", headers)
+    wrong_key = dict(headers, **{config.signature_header: sign_hmac(config, "other", body, timestamp)})
+    with pytest.raises(VerificationError):
+        verify(body, wrong_key)
+
+
+def test_hmac_matches_an_independent_computation() -> None:
+    import hmac as std_hmac
+
+    body = b'{"a":1}'
+    expected = std_hmac.new(b"k", b"1700000000." + body, hashlib.sha256).hexdigest()
+    config = HmacConfig(secrets=["k"])
+    build_verifier(config, lambda: clock_at(1_700_000_000))(
+        body, {"x-signature": expected, "x-timestamp": "1700000000"}
+    )
+
+
+def test_hmac_replay_outside_tolerance_is_refused() -> None:
+    config = HmacConfig(secrets=["k"], tolerance_seconds=60)
+    body = b"{}"
+    headers = {"x-signature": sign_hmac(config, "k", body, "1700000000"), "x-timestamp": "1700000000"}
+    with pytest.raises(VerificationError, match="tolerance"):
+        build_verifier(config, lambda: clock_at(1_700_000_061))(body, headers)
+
+
+def test_hmac_template_must_contain_the_body() -> None:
+    with pytest.raises(ValueError, match="body"):
+        HmacConfig(secrets=["k"], template="{timestamp}")
+    with pytest.raises(ValueError, match="timestamp_header"):
+        HmacConfig(secrets=["k"], timestamp_header=None, template="{timestamp}.{body}")
+
+
+# --- livekit --------------------------------------------------------------------------------------------
+
+
+def test_livekit_node_sdk_vector_with_its_precomputed_hash() -> None:
+    """The Node SDK test body and its published SHA-256, signed as LiveKit's server signs."""
+    body = (FIXTURES / "livekit" / "room_started_node_sdk.json").read_bytes()
+    assert (
+        base64.b64encode(hashlib.sha256(body).digest()).decode()
+        == "CoEQz1chqJ9bnZRcORddjplkvpjmPujmLTR42DbefYI="
+    )
+    token = AccessToken("abc", "abcdefghijklmnopqrstuvwxyz123456").with_sha256(
+        "CoEQz1chqJ9bnZRcORddjplkvpjmPujmLTR42DbefYI="
+    )
+    verify = build_verifier(
+        LiveKitConfig(keys={"abc": "abcdefghijklmnopqrstuvwxyz123456"}), lambda: clock_at(0)
+    )
+    verify(body, {"authorization": token.to_jwt()})
+
+
+def test_livekit_picks_the_key_by_issuer_and_tolerates_bearer() -> None:
+    body = (FIXTURES / "livekit" / "participant_joined_sip_inbound.json").read_bytes()
+    config = LiveKitConfig(
+        keys={"APIold": "old-secret-0123456789abcdef01234", "APInew": "new-secret-0123456789abcdef01234"}
+    )
+    verify = build_verifier(config, lambda: clock_at(0))
+    for key, secret in config.keys.items():
+        headers = livekit_headers(key, secret, body)
+        verify(body, headers)
+        verify(body, {"authorization": "Bearer " + headers["authorization"]})
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        "tampered_body",
+        "unknown_issuer",
+        "wrong_secret",
+        "expired",
+        "no_sha256",
+        "not_a_jwt",
+        "missing",
+    ],
+)
+def test_livekit_rejections(mutate: str) -> None:
+    body = b'{"event":"room_finished","id":"EV_1"}'
+    key, secret = "APIkey", "secret-0123456789abcdef0123456789"
+    verify = build_verifier(LiveKitConfig(keys={key: secret}), lambda: clock_at(0))
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    headers = {"authorization": AccessToken(key, secret).with_sha256(digest).to_jwt()}
+    if mutate == "tampered_body":
+        body = body + b" "
+    elif mutate == "unknown_issuer":
+        headers["authorization"] = AccessToken("APIother", secret).with_sha256(digest).to_jwt()
+    elif mutate == "wrong_secret":
+        headers["authorization"] = AccessToken(key, "x" * 32).with_sha256(digest).to_jwt()
+    elif mutate == "expired":
+        headers["authorization"] = (
+            AccessToken(key, secret).with_sha256(digest).with_ttl(timedelta(seconds=-120)).to_jwt()
+        )
+    elif mutate == "no_sha256":
+        headers["authorization"] = AccessToken(key, secret).to_jwt()
+    elif mutate == "not_a_jwt":
+        headers["authorization"] = "definitely.not.ajwt"
+    elif mutate == "missing":
+        headers = {}
+    with pytest.raises(VerificationError):
+        verify(body, headers)
+
+
+def test_livekit_token_without_exp_is_refused() -> None:
+    body = b"{}"
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    token = jwt.encode(
+        {"iss": "APIkey", "sha256": digest}, "secret-0123456789abcdef0123456789", algorithm="HS256"
+    )
+    verify = build_verifier(
+        LiveKitConfig(keys={"APIkey": "secret-0123456789abcdef0123456789"}), lambda: clock_at(0)
+    )
+    with pytest.raises(VerificationError):
+        verify(body, {"authorization": token})
+
+
+# --- bearer --------------------------------------------------------------------------------------------
+
+
+def test_bearer() -> None:
+    verify = build_verifier(BearerConfig(secrets=["tok-1", "tok-2"]), lambda: clock_at(0))
+    verify(b"{}", {"authorization": "Bearer tok-2"})
+    for bad in ("Bearer tok-3", "tok-1", "Basic dG9rLTE=", ""):
+        with pytest.raises(VerificationError):
+            verify(b"{}", {"authorization": bad})
+
+
+# --- nothing malformed escapes as anything but VerificationError -----------------------------------------
+
+CONFIGS = [
+    StandardWebhooksConfig(secrets=[VECTORS[0][0]]),
+    HmacConfig(secrets=["k"]),
+    HmacConfig(secrets=["k"], timestamp_header=None, encoding="base64", prefix="sha256="),
+    LiveKitConfig(keys={"APIkey": "secret-0123456789abcdef0123456789"}),
+    BearerConfig(secrets=["tok"]),
+]
+header_names = st.sampled_from(
+    [
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "x-signature",
+        "x-timestamp",
+        "authorization",
+        "svix-id",
+    ]
+)
+header_values = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(
+        [
+            "v1,",
+            "v1,a,b",
+            "garbage",
+            "v1,%%%",
+            "1614265330",
+            "1e9",
+            "Bearer ",
+            "a.b.c",
+            "-1",
+            "99999999999999999999",
+        ]
+    ),
+    st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(CONFIGS),
+    st.dictionaries(header_names, header_values, max_size=5),
+    st.binary(max_size=200),
+)
+def test_malformed_input_only_ever_raises_verification_error(
+    config: object, headers: dict[str, str], body: bytes
+) -> None:
+    verify = build_verifier(config, lambda: clock_at(1614265330))  # type: ignore[arg-type]
+    try:
+        verify(body, headers)
+    except VerificationError:
+        pass
