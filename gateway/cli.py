@@ -35,7 +35,7 @@ def _emit(args: argparse.Namespace, payload: Any, human: str) -> None:
 async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
     if settings.auto_migrate:
         await upgrade_async(settings.database_url)
-    db = Database(settings.database_url, pool_size=2, synchronous=settings.sqlite_synchronous)
+    db = Database.from_settings(settings)
     try:
         return await work(db)
     finally:

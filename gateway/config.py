@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = (
         "FULL"  # FULL: an acknowledged webhook survives power loss
     )
+    sqlite_busy_timeout_ms: int = Field(
+        default=10_000, ge=0
+    )  # how long a writer waits for the lock, then 503
     db_pool_size: int = Field(default=10, ge=1, le=200)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"

@@ -148,7 +148,9 @@ async def _apply_update(
     else:
         call_id = row["id"]
         version = row["version"] + (1 if result.changed else 0)
-        if result.changed or new_aliases:
+        # Bookkeeping can change with no visible change (a late in_progress after completed); it is
+        # written too, or the stored call would depend on arrival order. Only visible changes count.
+        if result.changed or result.state.stamps != row["stamps"]:
             await call_store.update_call(conn, call_id, result.state, version, now)
     await _timeline(conn, job.tenant_id, call_id, raw_id, parsed, result, version, now)
     changes = [_change(call_id, version, result)]

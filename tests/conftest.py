@@ -1,4 +1,4 @@
-"""Real databases for every test that stores: SQLite always, PostgreSQL when CALLGATE_TEST_DATABASE_URL is set.
+"""Real databases for every storing test: SQLite always, PostgreSQL when CALLGATE_TEST_DATABASE_URL is set.
 
 PostgreSQL runs on a database created for this session (and dropped after), so the suite never touches
 the data already in the server. SQLite gets a fresh file per test, copied from one migrated template.

@@ -35,7 +35,8 @@ def parsed_json(parsed: ParsedEvent) -> dict[str, Any]:
     """A ParsedEvent as plain JSON, for golden files and comparisons."""
     out = asdict(parsed)
     out["occurred_at"] = parsed.occurred_at.isoformat() if parsed.occurred_at else None
-    return json.loads(json.dumps(out, default=str))
+    result: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    return result
 
 
 def standard_webhook_headers(secret: str, body: bytes, msg_id: str, at: int | None = None) -> dict[str, str]:

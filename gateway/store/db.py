@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gateway.config import Settings
 from gateway.errors import StorageUnavailable
 
 
@@ -31,7 +32,12 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 
 def create_engine(
-    url: str, *, writer: bool = False, pool_size: int = 10, synchronous: str = "FULL"
+    url: str,
+    *,
+    writer: bool = False,
+    pool_size: int = 10,
+    synchronous: str = "FULL",
+    busy_timeout_ms: int = 10_000,
 ) -> AsyncEngine:
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
@@ -46,7 +52,7 @@ def create_engine(
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -72,12 +78,27 @@ def storage_error(exc: BaseException) -> bool:
 class Database:
     """A read engine and a write engine (the same pool on PostgreSQL)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, synchronous: str = "FULL", busy_timeout_ms: int = 10_000
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.read_engine = create_engine(url, pool_size=pool_size, synchronous=synchronous)
+        self.read_engine = create_engine(
+            url, pool_size=pool_size, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+        )
         self.write_engine = (
-            create_engine(url, writer=True, synchronous=synchronous) if self.is_sqlite else self.read_engine
+            create_engine(url, writer=True, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+            if self.is_sqlite
+            else self.read_engine
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         )
 
     @asynccontextmanager

@@ -3,6 +3,7 @@ deterministic, and bad input of any kind is a PayloadError (400) - never another
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,8 @@ def test_wrong_types_and_huge_numbers_never_escape(data: st.DataObject) -> None:
         if not paths:
             break
         doc = _set(doc, data.draw(st.sampled_from(paths)), data.draw(weird))
-    try:
+    with contextlib.suppress(PayloadError):
         INBOUND[vendor].parse({}, json.dumps(doc).encode())
-    except PayloadError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)
@@ -123,10 +122,8 @@ def test_truncated_bodies_never_escape(data: st.DataObject) -> None:
     vendor, path = data.draw(st.sampled_from(CASES))
     body = path.read_bytes()
     cut = data.draw(st.integers(0, len(body) - 1))
-    try:
+    with contextlib.suppress(PayloadError):
         INBOUND[vendor].parse({}, body[:cut])
-    except PayloadError:
-        pass
 
 
 # Where each vendor's call object lives, and where its unmapped fields must reappear.

@@ -1,0 +1,129 @@
+"""Group commit: shared transactions, one job's failure stays its own, a failed commit fails everyone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.errors import StorageUnavailable
+from gateway.store.db import Database
+from gateway.store.tables import kv
+from gateway.writer import Writer
+
+pytestmark = pytest.mark.anyio
+
+
+def put(key: str):  # type: ignore[no-untyped-def]
+    async def work(conn: AsyncConnection) -> str:
+        await conn.execute(insert(kv).values(key=key, value="v"))
+        return key
+
+    return work
+
+
+async def keys(db: Database) -> int:
+    async with db.reading() as conn:
+        return int((await conn.execute(select(func.count()).select_from(kv))).scalar_one())
+
+
+async def test_concurrent_jobs_share_batches_and_all_commit(db_url: str) -> None:
+    db = Database(db_url)
+    writer = Writer(db, max_batch=64)
+    writer.start()
+    try:
+        before = await keys(db)
+        results = await asyncio.gather(
+            *(writer.submit(put(f"k{os.getpid()}-{i}-{id(writer)}")) for i in range(200))
+        )
+        assert len(set(results)) == 200
+        assert await keys(db) == before + 200
+        assert writer.jobs == 200
+        assert writer.batches < 200  # concurrent submissions were grouped into fewer transactions
+    finally:
+        await writer.stop()
+        await db.dispose()
+
+
+async def test_a_failing_job_fails_alone(db_url: str) -> None:
+    db = Database(db_url)
+    writer = Writer(db)
+    writer.start()
+    try:
+        before = await keys(db)
+        tag = f"{id(writer)}"
+
+        async def boom(conn: AsyncConnection) -> None:
+            await conn.execute(insert(kv).values(key=f"half-{tag}", value="v"))
+            raise RuntimeError("a bug in one job")
+
+        outcomes = await asyncio.gather(
+            writer.submit(put(f"a-{tag}")),
+            writer.submit(boom),
+            writer.submit(put(f"b-{tag}")),
+            return_exceptions=True,
+        )
+        assert outcomes[0] == f"a-{tag}" and outcomes[2] == f"b-{tag}"
+        assert isinstance(outcomes[1], RuntimeError)
+        assert await keys(db) == before + 2  # the failing job's own insert was rolled back with its savepoint
+    finally:
+        await writer.stop()
+        await db.dispose()
+
+
+async def test_duplicate_key_job_gets_its_integrity_failure_reported_as_retryable(db_url: str) -> None:
+    db = Database(db_url)
+    writer = Writer(db)
+    writer.start()
+    try:
+        key = f"dup-{id(writer)}"
+        await writer.submit(put(key))
+        with pytest.raises(StorageUnavailable):
+            await writer.submit(put(key))
+    finally:
+        await writer.stop()
+        await db.dispose()
+
+
+async def test_unwritable_database_fails_every_job_with_storage_unavailable(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    db = Database(sqlite_url)
+    writer = Writer(db)
+    writer.start()
+    db_file = Path(sqlite_url.split("///", 1)[1])
+    try:
+        await writer.submit(put("warm"))
+        await db.dispose()  # drop pooled connections, so the next one opens the file as it is now
+        for path in db_file.parent.iterdir():
+            path.chmod(stat.S_IRUSR)
+        db_file.parent.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        if os.geteuid() == 0:
+            # root ignores file modes; make the database unreachable instead
+            db_file.parent.chmod(stat.S_IRWXU)
+            for path in db_file.parent.iterdir():
+                path.unlink()
+            db_file.mkdir()
+        outcomes = await asyncio.gather(
+            *(writer.submit(put(f"x{i}")) for i in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(o, StorageUnavailable) for o in outcomes), outcomes
+        assert writer.running  # the writer survives and serves again once storage is back
+    finally:
+        db_file.parent.chmod(stat.S_IRWXU)
+        await writer.stop()
+        await db.dispose()
+
+
+async def test_submit_without_a_running_writer_is_storage_unavailable(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    try:
+        with pytest.raises(StorageUnavailable):
+            await Writer(db).submit(put("x"))
+    finally:
+        await db.dispose()
