@@ -28,6 +28,7 @@ from gateway.signing import (
     verification_adapter,
 )
 from gateway.store import sources as store
+from gateway.store import tenants as tenant_store
 from gateway.store.db import Database
 
 
@@ -97,6 +98,8 @@ async def create(
     now = clock()
     source_id = new_id("src")
     async with db.writing() as conn:
+        if await tenant_store.get_tenant(conn, tenant_id) is None:
+            raise NotFound("no such tenant", field="tenant_id")
         await store.create(
             conn,
             {

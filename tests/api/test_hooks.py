@@ -88,7 +88,8 @@ def test_unknown_and_deleted_and_disabled_sources_are_404(gateway: Gateway) -> N
     off = gateway.client.patch(
         f"/v1/sources/{source['id']}", json={"enabled": False}, headers=gateway.headers
     )
-    assert off.status_code == 200 and off.json()["enabled"] is False
+    assert off.status_code == 200
+    assert off.json()["enabled"] is False
     assert gateway.post_hook(source, body, signed("graph8", source, body)).status_code == 404
     gateway.client.patch(f"/v1/sources/{source['id']}", json={"enabled": True}, headers=gateway.headers)
     assert gateway.post_hook(source, body, signed("graph8", source, body)).status_code == 202
@@ -138,7 +139,7 @@ def test_numbers_are_e164_and_unparseable_ones_are_kept_raw(gateway: Gateway) ->
 
 
 def test_source_with_explicit_verification_and_rotation(gateway: Gateway) -> None:
-    verification = {
+    verification: dict[str, Any] = {
         "scheme": "hmac",
         "secrets": ["old-secret", "new-secret"],
         "signature_header": "x-hub-signature-256",
@@ -148,7 +149,7 @@ def test_source_with_explicit_verification_and_rotation(gateway: Gateway) -> Non
     source = gateway.create_source("voicecalls", verification=verification)
     assert "secret" not in source  # nothing was generated, so nothing is shown
     assert source["verification"]["secrets"] == ["…cret", "…cret"]
-    config = HmacConfig(**verification)
+    config = HmacConfig.model_validate(verification)
     body = (FIXTURES / "voicecalls" / "created.json").read_bytes()
     for secret in ("old-secret", "new-secret"):
         response = gateway.post_hook(source, body, hmac_headers(config, secret, body))

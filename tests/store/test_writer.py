@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -68,7 +67,8 @@ async def test_a_failing_job_fails_alone(db_url: str) -> None:
             writer.submit(put(f"b-{tag}")),
             return_exceptions=True,
         )
-        assert outcomes[0] == f"a-{tag}" and outcomes[2] == f"b-{tag}"
+        assert outcomes[0] == f"a-{tag}"
+        assert outcomes[2] == f"b-{tag}"
         assert isinstance(outcomes[1], RuntimeError)
         assert await keys(db) == before + 2  # the failing job's own insert was rolled back with its savepoint
     finally:
@@ -90,32 +90,27 @@ async def test_duplicate_key_job_gets_its_integrity_failure_reported_as_retryabl
         await db.dispose()
 
 
-async def test_unwritable_database_fails_every_job_with_storage_unavailable(
-    sqlite_url: str, tmp_path: Path
-) -> None:
+def make_unreachable(db_file: Path) -> None:
+    """The database file and its WAL are gone and a directory stands in their place: every open fails."""
+    for path in db_file.parent.iterdir():
+        path.unlink()
+    db_file.mkdir()
+
+
+async def test_unreachable_database_fails_every_job_with_storage_unavailable(sqlite_url: str) -> None:
     db = Database(sqlite_url)
     writer = Writer(db)
     writer.start()
-    db_file = Path(sqlite_url.split("///", 1)[1])
     try:
         await writer.submit(put("warm"))
-        await db.dispose()  # drop pooled connections, so the next one opens the file as it is now
-        for path in db_file.parent.iterdir():
-            path.chmod(stat.S_IRUSR)
-        db_file.parent.chmod(stat.S_IRUSR | stat.S_IXUSR)
-        if os.geteuid() == 0:
-            # root ignores file modes; make the database unreachable instead
-            db_file.parent.chmod(stat.S_IRWXU)
-            for path in db_file.parent.iterdir():
-                path.unlink()
-            db_file.mkdir()
+        await db.dispose()  # drop pooled connections, so the next transaction opens the file anew
+        make_unreachable(Path(sqlite_url.split("///", 1)[1]))
         outcomes = await asyncio.gather(
             *(writer.submit(put(f"x{i}")) for i in range(5)), return_exceptions=True
         )
         assert all(isinstance(o, StorageUnavailable) for o in outcomes), outcomes
         assert writer.running  # the writer survives and serves again once storage is back
     finally:
-        db_file.parent.chmod(stat.S_IRWXU)
         await writer.stop()
         await db.dispose()
 
