@@ -1,8 +1,8 @@
 """The ingest transaction: one vendor event -> raw event + call merges + timeline rows, atomically.
 
-``apply_event`` is the unit of work, written once above the narrow store functions; it runs inside a
-transaction the caller owns (the group-commit writer, or replay). The request path reaches it only
-through ``Writer.submit``, which returns after the commit.
+``apply_event`` is the unit of work, written once above the narrow store functions as synchronous Core
+code; it runs inside a transaction the caller owns (a group-commit batch, see ``gateway.writer``). The
+request path reaches it only through ``Writer.submit``, which returns after the commit.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from adapters.base import ParsedEvent
 from gateway.ids import new_id
@@ -73,11 +73,11 @@ def _initial_state(parsed: ParsedEvent) -> tuple[str, str | None]:
     return "no_call", None
 
 
-async def apply_event(conn: AsyncConnection, job: IngestJob, now: datetime, reparse: Reparse) -> IngestResult:
+def apply_event(conn: Connection, job: IngestJob, now: datetime, reparse: Reparse) -> IngestResult:
     parsed = job.parsed
     raw_id = new_id("evt")
     state, link_alias = _initial_state(parsed)
-    stored = await event_store.insert_raw_event(
+    stored = event_store.insert_raw_event(
         conn,
         {
             "id": raw_id,
@@ -95,21 +95,21 @@ async def apply_event(conn: AsyncConnection, job: IngestJob, now: datetime, repa
         },
     )
     if not stored:
-        existing = await event_store.find_raw_event_id(conn, job.source_id, parsed.event_key)
+        existing = event_store.find_raw_event_id(conn, job.source_id, parsed.event_key)
         return IngestResult(existing or raw_id, duplicate=True)
     changes: list[CallChange] = []
     for update in parsed.updates:
-        change = await _apply_update(conn, job, update, raw_id, parsed, now, reparse)
+        change = _apply_update(conn, job, update, raw_id, parsed, now, reparse)
         if change is not None:
             changes.extend(change)
     if state == "pending_link" and changes:
         state = "applied"
-        await event_store.set_state(conn, raw_id, state)
+        event_store.set_state(conn, raw_id, state)
     return IngestResult(raw_id, duplicate=False, state=state, changes=tuple(changes))
 
 
-async def _apply_update(
-    conn: AsyncConnection,
+def _apply_update(
+    conn: Connection,
     job: IngestJob,
     update: CallUpdate,
     raw_id: str,
@@ -119,9 +119,9 @@ async def _apply_update(
 ) -> list[CallChange] | None:
     """Merges one update into its call. None when it names no known call (a room event before its call)."""
     if update.vendor_call_id is not None:
-        row = await call_store.get_for_merge(conn, job.tenant_id, job.vendor, update.vendor_call_id)
+        row = call_store.get_for_merge(conn, job.tenant_id, job.vendor, update.vendor_call_id)
     elif update.link_alias is not None:
-        row = await call_store.get_by_alias_for_merge(conn, job.tenant_id, job.vendor, update.link_alias)
+        row = call_store.get_by_alias_for_merge(conn, job.tenant_id, job.vendor, update.link_alias)
         if row is None:
             return None
     else:  # CallUpdate refuses to exist without one of the two
@@ -135,7 +135,7 @@ async def _apply_update(
     if row is None:
         call_id = new_id("call")
         version = 1
-        await call_store.insert_call(
+        call_store.insert_call(
             conn,
             call_id=call_id,
             tenant_id=job.tenant_id,
@@ -151,32 +151,32 @@ async def _apply_update(
         # Bookkeeping can change with no visible change (a late in_progress after completed); it is
         # written too, or the stored call would depend on arrival order. Only visible changes count.
         if result.changed or result.state.stamps != row["stamps"]:
-            await call_store.update_call(conn, call_id, result.state, version, now)
-    await _timeline(conn, job.tenant_id, call_id, raw_id, parsed, result, version, now)
+            call_store.update_call(conn, call_id, result.state, version, now)
+    _timeline(conn, job.tenant_id, call_id, raw_id, parsed, result, version, now)
     changes = [_change(call_id, version, result)]
     for alias in new_aliases:
-        if await call_store.insert_alias(conn, job.tenant_id, job.vendor, alias, call_id):
-            changes.extend(await _apply_pending(conn, job, alias, now, reparse))
+        if call_store.insert_alias(conn, job.tenant_id, job.vendor, alias, call_id):
+            changes.extend(_apply_pending(conn, job, alias, now, reparse))
     return changes
 
 
-async def _apply_pending(
-    conn: AsyncConnection, job: IngestJob, alias: str, now: datetime, reparse: Reparse
+def _apply_pending(
+    conn: Connection, job: IngestJob, alias: str, now: datetime, reparse: Reparse
 ) -> list[CallChange]:
     """Events that arrived before their call (LiveKit room events) are applied once the call exists."""
     changes: list[CallChange] = []
-    for pending in await event_store.pending_for_alias(conn, job.tenant_id, job.vendor, alias):
+    for pending in event_store.pending_for_alias(conn, job.tenant_id, job.vendor, alias):
         parsed = reparse(job.vendor, pending["headers"], pending["body"])
         for update in parsed.updates:
             if update.link_alias == alias:
-                change = await _apply_update(conn, job, update, pending["id"], parsed, now, reparse)
+                change = _apply_update(conn, job, update, pending["id"], parsed, now, reparse)
                 changes.extend(change or [])
-        await event_store.set_state(conn, pending["id"], "applied")
+        event_store.set_state(conn, pending["id"], "applied")
     return changes
 
 
-async def _timeline(
-    conn: AsyncConnection,
+def _timeline(
+    conn: Connection,
     tenant_id: str,
     call_id: str,
     raw_id: str,
@@ -199,7 +199,7 @@ async def _timeline(
         "occurred_at": parsed.occurred_at,
         "created_at": now,
     }
-    await call_store.insert_call_event(conn, values)
+    call_store.insert_call_event(conn, values)
 
 
 def _change(call_id: str, version: int, result: MergeResult) -> CallChange:

@@ -174,7 +174,8 @@ class CallState:
     stamps: JSON = field(default_factory=dict)
 
     def copy(self) -> CallState:
-        return CallState(data=json.loads(json.dumps(self.data)), stamps=json.loads(json.dumps(self.stamps)))
+        """Shallow on purpose: merging replaces nested values (new dicts, new lists), never edits them."""
+        return CallState(data=dict(self.data), stamps=dict(self.stamps))
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +298,7 @@ def _derive(state: CallState) -> None:
 
 def merge(state: CallState | None, update: CallUpdate, stamp: Stamp) -> MergeResult:
     """Fold one update into a call. Pure: returns a new state and what changed."""
-    before = state.copy() if state is not None else CallState()
+    before = state if state is not None else CallState()  # read, never mutated
     after = before.copy()
     if update.status is not None:
         _merge_status(after, update.status, stamp)
@@ -310,11 +311,7 @@ def merge(state: CallState | None, update: CallUpdate, stamp: Stamp) -> MergeRes
             _set_scalar(after, name, value, stamp)
     _derive(after)
     changed = tuple(
-        sorted(
-            k
-            for k in set(before.data) | set(after.data)
-            if _canon(before.data.get(k)) != _canon(after.data.get(k))
-        )
+        sorted(k for k in before.data.keys() | after.data.keys() if before.data.get(k) != after.data.get(k))
     )
     previous = Status(before.data["status"]) if "status" in before.data else None
     return MergeResult(after, changed, event_types(before.data, after.data, changed), previous)

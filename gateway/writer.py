@@ -1,9 +1,12 @@
 """Group commit: concurrent webhooks share one transaction and one fsync.
 
-Requests hand their unit of work to ``Writer.submit`` and wait. One task drains the queue: everything
-waiting (up to ``max_batch``) runs in one transaction, each job inside its own savepoint so that one
-job's failure rolls back only that job, then a single commit, then every waiter learns its outcome.
-Under load this turns N fsyncs into one; with one request in flight it costs a savepoint.
+Requests hand their unit of work (synchronous Core code) to ``Writer.submit`` and wait. One task drains
+the queue: everything waiting (up to ``max_batch``) runs in one transaction via ``Database.run_write``,
+then a single commit, then every waiter learns its outcome. Under load this turns N fsyncs into one.
+
+The batch first runs optimistically, jobs back to back. If any job raises, that transaction is rolled
+back and the batch runs again with each job in its own savepoint, so one job's failure rolls back only
+that job. Savepoints cost two statements per job, so they are paid only when something failed.
 
 A commit that fails fails every job in the batch with ``StorageUnavailable``: nothing was acknowledged,
 so nothing is lost - the vendors retry. A job that raises a bug fails alone (500 for that request).
@@ -13,19 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import structlog
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import CallgateError, StorageUnavailable
 from gateway.store.db import Database, storage_error
 
 T = TypeVar("T")
-Work = Callable[[AsyncConnection], Awaitable[Any]]
+Work = Callable[[Connection], T]
 
 log = structlog.get_logger("callgate.writer")
 
@@ -34,8 +37,11 @@ RETRIES_ON_CONFLICT = 3  # a concurrent writer in another process created the sa
 
 @dataclass(slots=True)
 class _Job(Generic[T]):
-    work: Callable[[AsyncConnection], Awaitable[T]]
+    work: Callable[[Connection], T]
     future: asyncio.Future[T]
+
+
+Outcome = tuple[Any, BaseException | None]
 
 
 class Writer:
@@ -65,7 +71,7 @@ class Writer:
             await self._task
         self._task = None
 
-    async def submit(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def submit(self, work: Callable[[Connection], T]) -> T:
         if not self.running:
             raise StorageUnavailable("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -84,11 +90,15 @@ class Writer:
                     self._queue.task_done()
 
     async def _commit(self, batch: list[_Job[Any]]) -> None:
-        outcomes: list[tuple[_Job[Any], Any, BaseException | None]] = []
         try:
-            async with self._db.writing() as conn:
-                for job in batch:
-                    outcomes.append(await self._one(conn, job))
+            try:
+                outcomes = await self._db.run_write(lambda conn: [(job.work(conn), None) for job in batch])
+            except StorageUnavailable:
+                raise
+            except Exception as exc:
+                if storage_error(exc):
+                    raise
+                outcomes = await self._db.run_write(lambda conn: [self._one(conn, job.work) for job in batch])
         except Exception as exc:
             failure = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable("the write failed")
             if not isinstance(exc, StorageUnavailable):
@@ -99,7 +109,7 @@ class Writer:
             return
         self.batches += 1
         self.jobs += len(batch)
-        for job, result, error in outcomes:
+        for job, (result, error) in zip(batch, outcomes, strict=True):
             if job.future.done():
                 continue
             if error is None:
@@ -107,26 +117,26 @@ class Writer:
             else:
                 job.future.set_exception(error)
 
-    async def _one(
-        self, conn: AsyncConnection, job: _Job[Any]
-    ) -> tuple[_Job[Any], Any, BaseException | None]:
+    @staticmethod
+    def _one(conn: Connection, work: Callable[[Connection], Any]) -> Outcome:
+        """One job in its own savepoint. Runs in the database's write context, not on the event loop."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with conn.begin_nested():
-                    return job, await job.work(conn), None
+                with conn.begin_nested():
+                    return work(conn), None
             except IntegrityError:
                 if attempt < RETRIES_ON_CONFLICT:
                     continue
                 log.error("job_conflict", action="ingest", attempts=attempt)
-                return job, None, StorageUnavailable("conflicting concurrent writes, retry")
+                return None, StorageUnavailable("conflicting concurrent writes, retry")
             except StorageUnavailable:
                 raise
             except CallgateError as exc:
-                return job, None, exc
+                return None, exc
             except Exception as exc:
-                if storage_error(exc):
+                if storage_error(exc) and not isinstance(exc, IntegrityError):
                     raise  # the connection is gone: the whole batch fails and its senders retry
                 log.exception("job_failed", action="ingest")
-                return job, None, exc
+                return None, exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -159,6 +160,18 @@ def test_any_permutation_with_duplicates_converges(
     state = fold(shuffled)
     assert state.data == reference.data
     assert state.stamps == reference.stamps
+
+
+@settings(max_examples=200, deadline=None)
+@given(events(), events())
+def test_merge_never_mutates_its_input(
+    first: list[tuple[CallUpdate, Stamp]], more: list[tuple[CallUpdate, Stamp]]
+) -> None:
+    state = fold(first)
+    snapshot = json.dumps({"data": state.data, "stamps": state.stamps}, sort_keys=True)
+    for update, stamp in more:
+        merge(state, update, stamp)
+    assert json.dumps({"data": state.data, "stamps": state.stamps}, sort_keys=True) == snapshot
 
 
 @settings(max_examples=200, deadline=None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -82,8 +82,8 @@ async def receive(request: Request) -> Response:
         received_at=received_at,
     )
 
-    async def work(conn: AsyncConnection) -> IngestResult:
-        return await apply_event(conn, job, svc.clock(), svc.reparse)
+    def work(conn: Connection) -> IngestResult:
+        return apply_event(conn, job, svc.clock(), svc.reparse)
 
     result = await svc.writer.submit(work)
     log.info(
@@ -121,8 +121,8 @@ async def _quarantine(request: Request, source: ActiveSource, body: bytes, exc: 
         "error": message[:2000],
     }
 
-    async def work(conn: AsyncConnection) -> None:
-        await event_store.insert_quarantine(conn, values)
+    def work(conn: Connection) -> None:
+        event_store.insert_quarantine(conn, values)
 
     await svc.writer.submit(work)
 

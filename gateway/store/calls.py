@@ -1,4 +1,8 @@
-"""Calls, their aliases and their timeline."""
+"""Calls, their aliases and their timeline.
+
+The write side is synchronous Core with statements built once at import (the ingest batch runs it, see
+``Database.run_write``); the read side serves the API and is async.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +10,52 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.model import CallState
 from gateway.store.tables import call_aliases, call_events, calls
 
 _MERGE_COLUMNS = (calls.c.id, calls.c.data, calls.c.stamps, calls.c.version)
-
-
-async def get_for_merge(
-    conn: AsyncConnection, tenant_id: str, vendor: str, vendor_call_id: str
-) -> RowMapping | None:
-    query = (
-        select(*_MERGE_COLUMNS)
-        .where(
-            calls.c.tenant_id == tenant_id, calls.c.vendor == vendor, calls.c.vendor_call_id == vendor_call_id
-        )
-        .with_for_update()
+_BY_KEY = (
+    select(*_MERGE_COLUMNS)
+    .where(
+        calls.c.tenant_id == bindparam("tenant_id"),
+        calls.c.vendor == bindparam("vendor"),
+        calls.c.vendor_call_id == bindparam("vendor_call_id"),
     )
-    return (await conn.execute(query)).mappings().first()
-
-
-async def get_by_alias_for_merge(
-    conn: AsyncConnection, tenant_id: str, vendor: str, alias: str
-) -> RowMapping | None:
-    query = (
-        select(*_MERGE_COLUMNS)
-        .join(call_aliases, call_aliases.c.call_id == calls.c.id)
-        .where(
-            call_aliases.c.tenant_id == tenant_id,
-            call_aliases.c.vendor == vendor,
-            call_aliases.c.alias == alias,
-        )
-        .with_for_update(of=calls)
+    .with_for_update()
+)
+_BY_ALIAS = (
+    select(*_MERGE_COLUMNS)
+    .join(call_aliases, call_aliases.c.call_id == calls.c.id)
+    .where(
+        call_aliases.c.tenant_id == bindparam("tenant_id"),
+        call_aliases.c.vendor == bindparam("vendor"),
+        call_aliases.c.alias == bindparam("alias"),
     )
-    return (await conn.execute(query)).mappings().first()
+    .with_for_update(of=calls)
+)
+_INSERT_CALL = insert(calls)
+_UPDATE_CALL = update(calls).where(calls.c.id == bindparam("call_id"))
+_ALIAS_OWNER = select(call_aliases.c.call_id).where(
+    call_aliases.c.tenant_id == bindparam("tenant_id"),
+    call_aliases.c.vendor == bindparam("vendor"),
+    call_aliases.c.alias == bindparam("alias"),
+)
+_INSERT_ALIAS = insert(call_aliases)
+_INSERT_EVENT = insert(call_events)
+
+
+def get_for_merge(conn: Connection, tenant_id: str, vendor: str, vendor_call_id: str) -> RowMapping | None:
+    params = {"tenant_id": tenant_id, "vendor": vendor, "vendor_call_id": vendor_call_id}
+    return conn.execute(_BY_KEY, params).mappings().first()
+
+
+def get_by_alias_for_merge(conn: Connection, tenant_id: str, vendor: str, alias: str) -> RowMapping | None:
+    params = {"tenant_id": tenant_id, "vendor": vendor, "alias": alias}
+    return conn.execute(_BY_ALIAS, params).mappings().first()
 
 
 def _columns(state: CallState) -> dict[str, Any]:
@@ -57,8 +70,8 @@ def _columns(state: CallState) -> dict[str, Any]:
     }
 
 
-async def insert_call(
-    conn: AsyncConnection,
+def insert_call(
+    conn: Connection,
     *,
     call_id: str,
     tenant_id: str,
@@ -68,48 +81,37 @@ async def insert_call(
     state: CallState,
     now: datetime,
 ) -> None:
-    await conn.execute(
-        insert(calls).values(
-            id=call_id,
-            tenant_id=tenant_id,
-            source_id=source_id,
-            vendor=vendor,
-            vendor_call_id=vendor_call_id,
-            version=1,
-            created_at=now,
-            updated_at=now,
+    conn.execute(
+        _INSERT_CALL,
+        {
+            "id": call_id,
+            "tenant_id": tenant_id,
+            "source_id": source_id,
+            "vendor": vendor,
+            "vendor_call_id": vendor_call_id,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
             **_columns(state),
-        )
+        },
     )
 
 
-async def update_call(
-    conn: AsyncConnection, call_id: str, state: CallState, version: int, now: datetime
-) -> None:
-    await conn.execute(
-        update(calls).where(calls.c.id == call_id).values(version=version, updated_at=now, **_columns(state))
-    )
+def update_call(conn: Connection, call_id: str, state: CallState, version: int, now: datetime) -> None:
+    conn.execute(_UPDATE_CALL, {"call_id": call_id, "version": version, "updated_at": now, **_columns(state)})
 
 
-async def insert_alias(conn: AsyncConnection, tenant_id: str, vendor: str, alias: str, call_id: str) -> bool:
+def insert_alias(conn: Connection, tenant_id: str, vendor: str, alias: str, call_id: str) -> bool:
     """Claims an alias for a call; the first call to claim it keeps it. True when this call got it."""
-    exists = await conn.execute(
-        select(call_aliases.c.call_id).where(
-            call_aliases.c.tenant_id == tenant_id,
-            call_aliases.c.vendor == vendor,
-            call_aliases.c.alias == alias,
-        )
-    )
-    if exists.first() is not None:
+    params = {"tenant_id": tenant_id, "vendor": vendor, "alias": alias}
+    if conn.execute(_ALIAS_OWNER, params).first() is not None:
         return False
-    await conn.execute(
-        insert(call_aliases).values(tenant_id=tenant_id, vendor=vendor, alias=alias, call_id=call_id)
-    )
+    conn.execute(_INSERT_ALIAS, {**params, "call_id": call_id})
     return True
 
 
-async def insert_call_event(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
-    await conn.execute(insert(call_events).values(**values))
+def insert_call_event(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(_INSERT_EVENT, dict(values))
 
 
 # --- reads for the API ---------------------------------------------------------------------------

@@ -4,6 +4,11 @@ SQLite: WAL, ``synchronous=FULL`` by default (an acknowledged webhook survives a
 timeout, foreign keys on, and explicit ``BEGIN`` (``BEGIN IMMEDIATE`` for writers, so a writer never
 fails upgrading a read lock). PostgreSQL: an asyncpg pool.
 
+Reads are async. Batched writes (``run_write``) are plain synchronous Core code, run where it is cheapest:
+on SQLite in one dedicated thread with the stdlib driver - one thread hop per batch instead of several per
+statement, which is what the aiosqlite adapter costs (measured: ~300 us per statement against ~2 us) -
+and on PostgreSQL through ``AsyncConnection.run_sync`` on the asyncpg pool.
+
 Every driver error that means "the database is not there or refused" leaves this module as
 ``StorageUnavailable`` (503, so the vendor retries). Integrity errors pass through: they are logic.
 """
@@ -11,13 +16,15 @@ Every driver error that means "the database is not there or refused" leaves this
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event, text
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -29,6 +36,37 @@ def _ensure_sqlite_dir(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+
+T = TypeVar("T")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, synchronous: str, busy_timeout_ms: int) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy issues BEGIN itself (savepoints work)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_sqlite_writer(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> Engine:
+    """The synchronous SQLite engine the batch writer uses from its own thread."""
+    sync_url = make_url(url).set(drivername="sqlite")
+    engine = create_sync_engine(
+        sync_url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        _sqlite_pragmas(dbapi_connection, synchronous, busy_timeout_ms)
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
 
 
 def create_engine(
@@ -48,13 +86,7 @@ def create_engine(
 
         @event.listens_for(engine.sync_engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # SQLAlchemy issues BEGIN itself (savepoints work)
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
+            _sqlite_pragmas(dbapi_connection, synchronous, busy_timeout_ms)
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(connection: Any) -> None:
@@ -91,6 +123,15 @@ class Database:
             if self.is_sqlite
             else self.read_engine
         )
+        self._batch_engine: Engine | None = None
+        self._batch_thread: ThreadPoolExecutor | None = None
+        if self.is_sqlite:
+            self._batch_engine = create_sqlite_writer(
+                url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+            )
+            self._batch_thread = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="callgate-sqlite-writer"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -112,6 +153,22 @@ class Database:
         async with self._translate(), self.write_engine.begin() as conn:
             yield conn
 
+    async def run_write(self, work: Callable[[Connection], T]) -> T:
+        """Runs synchronous Core code in one write transaction, committed when ``work`` returns."""
+        async with self._translate():
+            if self.is_sqlite:
+                if self._batch_engine is None or self._batch_thread is None:
+                    raise StorageUnavailable("the database is closed")
+                engine = self._batch_engine
+
+                def in_thread() -> T:
+                    with engine.begin() as conn:
+                        return work(conn)
+
+                return await asyncio.get_running_loop().run_in_executor(self._batch_thread, in_thread)
+            async with self.write_engine.begin() as conn:
+                return await conn.run_sync(work)
+
     @asynccontextmanager
     async def _translate(self) -> AsyncIterator[None]:
         try:
@@ -131,3 +188,7 @@ class Database:
         await self.read_engine.dispose()
         if self.write_engine is not self.read_engine:
             await self.write_engine.dispose()
+        if self._batch_engine is not None and self._batch_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._batch_thread, self._batch_engine.dispose)
+            self._batch_thread.shutdown(wait=False)
+            self._batch_engine = self._batch_thread = None

@@ -33,8 +33,7 @@ async def new_source(db: Database, vendor: str) -> tuple[str, str]:
 async def ingest(db: Database, tenant_id: str, source_id: str, vendor: str, body: bytes) -> IngestResult:
     parsed = reparse(vendor, {}, body)
     job = IngestJob(tenant_id, source_id, vendor, parsed, {"content-type": "application/json"}, body, NOW)
-    async with db.writing() as conn:
-        return await apply_event(conn, job, NOW, reparse)
+    return await db.run_write(lambda conn: apply_event(conn, job, NOW, reparse))
 
 
 async def ingest_fixture(

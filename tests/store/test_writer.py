@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from gateway.errors import StorageUnavailable
 from gateway.store.db import Database
+from gateway.store.migrate import upgrade
 from gateway.store.tables import kv
 from gateway.writer import Writer
 
 pytestmark = pytest.mark.anyio
 
 
-def put(key: str):  # type: ignore[no-untyped-def]
-    async def work(conn: AsyncConnection) -> str:
-        await conn.execute(insert(kv).values(key=key, value="v"))
+def put(key: str) -> Callable[[Connection], str]:
+    def work(conn: Connection) -> str:
+        conn.execute(insert(kv).values(key=key, value="v"))
         return key
 
     return work
@@ -57,8 +59,8 @@ async def test_a_failing_job_fails_alone(db_url: str) -> None:
         before = await keys(db)
         tag = f"{id(writer)}"
 
-        async def boom(conn: AsyncConnection) -> None:
-            await conn.execute(insert(kv).values(key=f"half-{tag}", value="v"))
+        def boom(conn: Connection) -> None:
+            conn.execute(insert(kv).values(key=f"half-{tag}", value="v"))
             raise RuntimeError("a bug in one job")
 
         outcomes = await asyncio.gather(
@@ -97,19 +99,21 @@ def make_unreachable(db_file: Path) -> None:
     db_file.mkdir()
 
 
-async def test_unreachable_database_fails_every_job_with_storage_unavailable(sqlite_url: str) -> None:
+async def test_unreachable_database_fails_every_job_then_recovers(sqlite_url: str) -> None:
     db = Database(sqlite_url)
     writer = Writer(db)
     writer.start()
+    db_file = Path(sqlite_url.split("///", 1)[1])
     try:
-        await writer.submit(put("warm"))
-        await db.dispose()  # drop pooled connections, so the next transaction opens the file anew
-        make_unreachable(Path(sqlite_url.split("///", 1)[1]))
+        make_unreachable(db_file)  # before the writer's first connection
         outcomes = await asyncio.gather(
             *(writer.submit(put(f"x{i}")) for i in range(5)), return_exceptions=True
         )
         assert all(isinstance(o, StorageUnavailable) for o in outcomes), outcomes
-        assert writer.running  # the writer survives and serves again once storage is back
+        assert writer.running  # the writer survives...
+        await asyncio.to_thread(db_file.rmdir)
+        await asyncio.to_thread(upgrade, sqlite_url)
+        assert await writer.submit(put("back")) == "back"  # ...and serves again once storage is back
     finally:
         await writer.stop()
         await db.dispose()
