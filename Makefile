@@ -19,14 +19,14 @@ run: $(STAMP)
 	$(BIN)/callgate serve
 
 test: $(STAMP)
-	$(BIN)/ruff check gateway adapters tests bench
-	$(BIN)/ruff format --check gateway adapters tests bench
+	$(BIN)/ruff check gateway adapters tests bench examples
+	$(BIN)/ruff format --check gateway adapters tests bench examples
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway adapters tests bench
-	$(BIN)/ruff format --check gateway adapters tests bench
+	$(BIN)/ruff check gateway adapters tests bench examples
+	$(BIN)/ruff format --check gateway adapters tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -35,19 +35,16 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from adapters.registry import INBOUND  # noqa: E402
-from gateway import admin  # noqa: E402
-from gateway import sources as source_service  # noqa: E402
-from gateway.app import make_reparse  # noqa: E402
-from gateway.clock import system_clock  # noqa: E402
-from gateway.ingest import IngestJob, apply_event  # noqa: E402
-from gateway.signing import build_verifier, sign_standard_webhooks, verification_adapter  # noqa: E402
-from gateway.store.db import Database  # noqa: E402
-from gateway.store.migrate import upgrade  # noqa: E402
-from gateway.writer import Writer  # noqa: E402
+from adapters.registry import INBOUND
+from gateway import admin
+from gateway import sources as source_service
+from gateway.app import make_reparse
+from gateway.clock import system_clock
+from gateway.ingest import IngestJob, apply_event
+from gateway.signing import build_verifier, sign_standard_webhooks, verification_adapter
+from gateway.store.db import Database
+from gateway.store.migrate import upgrade
+from gateway.writer import Writer
 
 TYPES = ["call.initiating", "call.ringing", "call.in_progress", "call.completed"]
 STATUS = {"call.initiating": "dialing", "call.ringing": "ringing", "call.in_progress": "in_progress"}

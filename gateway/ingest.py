@@ -7,14 +7,16 @@ request path reaches it only through ``Writer.submit``, which returns after the 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from adapters.base import ParsedEvent
+from gateway.errors import PayloadError
 from gateway.ids import new_id
 from gateway.model import CallState, CallUpdate, MergeResult, Stamp, format_ts, merge
 from gateway.store import calls as call_store
@@ -52,6 +54,20 @@ class IngestResult:
     duplicate: bool
     state: str = "applied"
     changes: tuple[CallChange, ...] = field(default_factory=tuple)
+
+
+MAX_KEY = 300  # the width of the key columns (event_key, vendor_call_id, alias)
+
+
+def bounded(parsed: ParsedEvent) -> ParsedEvent:
+    """Keys that fit their columns: a long event id is replaced by its hash; a long call key is refused."""
+    if len(parsed.event_key) > MAX_KEY:
+        parsed = replace(parsed, event_key="sha256:" + hashlib.sha256(parsed.event_key.encode()).hexdigest())
+    for update in parsed.updates:
+        for key in (update.vendor_call_id, update.link_alias, *update.aliases):
+            if key is not None and len(key) > MAX_KEY:
+                raise PayloadError(f"call key longer than {MAX_KEY} characters")
+    return parsed
 
 
 def storable_headers(headers: Mapping[str, str]) -> dict[str, str]:

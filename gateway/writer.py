@@ -90,15 +90,21 @@ class Writer:
                     self._queue.task_done()
 
     async def _commit(self, batch: list[_Job[Any]]) -> None:
+        def optimistic(conn: Connection) -> list[Outcome]:
+            return [(job.work(conn), None) for job in batch]
+
+        def isolated(conn: Connection) -> list[Outcome]:
+            return [self._one(conn, job.work) for job in batch]
+
         try:
             try:
-                outcomes = await self._db.run_write(lambda conn: [(job.work(conn), None) for job in batch])
+                outcomes = await self._db.run_write(optimistic)
             except StorageUnavailable:
                 raise
             except Exception as exc:
                 if storage_error(exc):
                     raise
-                outcomes = await self._db.run_write(lambda conn: [self._one(conn, job.work) for job in batch])
+                outcomes = await self._db.run_write(isolated)
         except Exception as exc:
             failure = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable("the write failed")
             if not isinstance(exc, StorageUnavailable):
@@ -136,7 +142,7 @@ class Writer:
             except CallgateError as exc:
                 return None, exc
             except Exception as exc:
-                if storage_error(exc) and not isinstance(exc, IntegrityError):
+                if storage_error(exc):
                     raise  # the connection is gone: the whole batch fails and its senders retry
                 log.exception("job_failed", action="ingest")
                 return None, exc

@@ -18,7 +18,7 @@ from adapters.base import ParsedEvent
 from gateway.api.common import json_response, services
 from gateway.errors import BadRequest, CallgateError, NotFound, PayloadError, PayloadTooLarge
 from gateway.ids import new_id
-from gateway.ingest import IngestJob, IngestResult, apply_event, storable_headers
+from gateway.ingest import IngestJob, IngestResult, apply_event, bounded, storable_headers
 from gateway.phones import normalize
 from gateway.sources import ActiveSource
 from gateway.store import events as event_store
@@ -44,6 +44,8 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 
 def normalized(parsed: ParsedEvent, region: str) -> ParsedEvent:
+    """What the adapter said, made storable: E.164 numbers, keys that fit their columns."""
+    parsed = bounded(parsed)
     if not parsed.updates:
         return parsed
     return replace(parsed, updates=tuple(normalize(u, region) for u in parsed.updates))

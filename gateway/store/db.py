@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.config import Settings
@@ -99,12 +99,12 @@ def create_engine(
 
 
 def storage_error(exc: BaseException) -> bool:
-    """True for the errors that mean the database is unavailable rather than that our SQL is wrong."""
-    if isinstance(exc, IntegrityError):
-        return False
-    return isinstance(exc, DBAPIError | OSError | asyncio.TimeoutError | ConnectionError) or (
-        isinstance(exc, SQLAlchemyError) and "connect" in str(exc).lower()
-    )
+    """True for the errors that mean the database is unreachable, locked or gone - worth a retry - as
+    opposed to errors about one statement's data (integrity, data, programming errors), which must fail
+    only the job that caused them, or one bad webhook would block every batch it lands in."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, OSError | asyncio.TimeoutError | ConnectionError)
 
 
 class Database:

@@ -164,3 +164,20 @@ def test_webhook_response_carries_the_request_id_it_was_given(gateway: Gateway) 
     response = gateway.post_hook(source, body, headers)
     assert response.headers["x-request-id"] == "vendor-trace-42"
     assert json.loads(response.text)["calls"][0]["status"] == "ringing"
+
+
+def test_oversized_keys_never_reach_the_columns(gateway: Gateway) -> None:
+    source = gateway.create_source("graph8")
+    doc = json.loads((FIXTURES / "graph8" / "call_ringing.json").read_bytes())
+    doc["id"] = "evt_" + "x" * 500
+    body = json.dumps(doc).encode()
+    stored = gateway.post_hook(source, body, signed("graph8", source, body))
+    assert stored.status_code == 202, stored.text  # kept, under the hash of its id
+    assert (
+        gateway.post_hook(source, body, signed("graph8", source, body)).status_code == 200
+    )  # still deduplicated
+    doc["id"], doc["data"]["room_name"] = "evt_long_room", "rm_" + "y" * 500
+    body = json.dumps(doc).encode()
+    refused = gateway.post_hook(source, body, signed("graph8", source, body))
+    assert refused.status_code == 400
+    assert "call key" in refused.json()["error"]["message"]
