@@ -20,6 +20,7 @@ from adapters.base import InboundAdapter
 from gateway.clock import Clock
 from gateway.errors import NotFound, ValidationFailed
 from gateway.ids import new_id, new_token, new_whsec
+from gateway.render import ts
 from gateway.signing import (
     VerificationConfig,
     Verifier,
@@ -75,8 +76,8 @@ def render(row: RowMapping, base_url: str) -> dict[str, Any]:
         "enabled": bool(row["enabled"]),
         "hook_url": f"{base_url}/hooks/{row['id']}",
         "verification": redact(config),
-        "created_at": row["created_at"].isoformat(),
-        "updated_at": row["updated_at"].isoformat(),
+        "created_at": ts(row["created_at"]),
+        "updated_at": ts(row["updated_at"]),
     }
 
 
