@@ -10,8 +10,8 @@ Two measurements, both on a fresh SQLite database (WAL, synchronous=FULL unless 
 * ``pipeline``: the same work without HTTP, in this process: verify -> parse -> group-committed
   transaction, with ``--concurrency`` submissions in flight.
 
-    python bench/ingest.py --events 5000 --concurrency 64
-    python bench/ingest.py --database postgresql+asyncpg://postgres@127.0.0.1:5432/test
+    python -m bench.ingest --events 20000 --concurrency 64
+    python -m bench.ingest --database postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
 Numbers go to docs/benchmarks.md by hand, with the command line and the machine.
 """
@@ -262,7 +262,7 @@ async def bench_pipeline(database: str, count: int, concurrency: int, sync: str)
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--database", help="a PostgreSQL URL; default: a fresh SQLite file")
     parser.add_argument("--sync", choices=["FULL", "NORMAL"], default="FULL")
