@@ -7,11 +7,11 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from gateway.admin import Principal, authenticate
-from gateway.errors import BadRequest, CallgateError, Forbidden, ValidationFailed
+from gateway.errors import BadRequest, CallgateError, Forbidden, PayloadTooLarge, ValidationFailed
 from gateway.services import Services
 
 M = TypeVar("M", bound=BaseModel)
@@ -68,8 +68,28 @@ async def any_principal(request: Request) -> Principal:
     return await authenticate(services(request).db, request.headers.get("authorization"))
 
 
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("client disconnected before the body was complete") from None
+    return b"".join(chunks)
+
+
+API_BODY_LIMIT = 64 * 1024  # API requests are small; webhooks have their own, larger limit
+
+
 async def read_model(request: Request, model: type[M]) -> M:
-    raw = await request.body()
+    raw = await read_limited(request, API_BODY_LIMIT)
     try:
         data = json.loads(raw) if raw.strip() else {}
     except ValueError:

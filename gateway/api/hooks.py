@@ -10,13 +10,13 @@ from dataclasses import replace
 
 import structlog
 from sqlalchemy.engine import Connection
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.base import ParsedEvent
-from gateway.api.common import json_response, services
-from gateway.errors import BadRequest, CallgateError, NotFound, PayloadError, PayloadTooLarge
+from gateway.api.common import json_response, read_limited, services
+from gateway.errors import CallgateError, NotFound, PayloadError
 from gateway.ids import new_id
 from gateway.ingest import IngestJob, IngestResult, apply_event, bounded, storable_headers
 from gateway.phones import normalize
@@ -24,23 +24,6 @@ from gateway.sources import ActiveSource
 from gateway.store import events as event_store
 
 log = structlog.get_logger("callgate.hooks")
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body over {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body over {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise BadRequest("client disconnected before the body was complete") from None
-    return b"".join(chunks)
 
 
 def normalized(parsed: ParsedEvent, region: str) -> ParsedEvent:

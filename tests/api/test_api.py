@@ -154,6 +154,13 @@ def test_bad_source_requests(gateway: Gateway, body: dict[str, Any], status: int
     assert response.json()["error"]["field"].startswith(field)
 
 
+def test_oversized_api_body_is_413(gateway: Gateway) -> None:
+    response = gateway.client.post(
+        "/v1/sources", content=b"{" + b" " * 70_000 + b"}", headers=gateway.headers
+    )
+    assert response.status_code == 413
+
+
 def test_malformed_json_request_is_400(gateway: Gateway) -> None:
     response = gateway.client.post("/v1/sources", content=b"{nope", headers=gateway.headers)
     assert response.status_code == 400

@@ -106,3 +106,29 @@ def test_first_start_creates_a_tenant_and_shows_its_key_once(sqlite_template: Pa
         response = client.get("/v1/sources", headers={"authorization": f"Bearer {key}"})
         assert response.status_code == 200
     assert tenant_id.startswith("ten_")
+
+
+def test_an_adapter_crash_quarantines_the_verified_body(sqlite_url: str) -> None:
+    """An adapter bug must not lose an accepted webhook: the body is kept for replay, the vendor gets 400."""
+    from adapters.base import InboundAdapter, ParsedEvent
+    from adapters.registry import INBOUND
+
+    def crashing(headers: object, body: bytes) -> ParsedEvent:
+        raise KeyError("a bug")
+
+    adapters = {
+        **INBOUND,
+        "graph8": InboundAdapter("graph8", crashing, INBOUND["graph8"].default_verification),
+    }
+    for gateway in start_gateway(make_settings(sqlite_url), adapters=adapters):
+        source = gateway.create_source("graph8")
+        body = (FIXTURES / "graph8" / "call_completed.json").read_bytes()
+        response = gateway.post_hook(source, body, signed("graph8", source, body))
+        assert response.status_code == 400
+        assert "kept for replay" in response.json()["error"]["message"]
+    rows = (
+        sqlite3.connect(sqlite_url.split("///", 1)[1])
+        .execute("SELECT body, error FROM quarantine")
+        .fetchall()
+    )
+    assert rows == [(body, "adapter error: KeyError")]
