@@ -49,100 +49,78 @@ async def count(db: Database, table: Table, tenant_id: str) -> int:
         return int((await conn.execute(query)).scalar_one())
 
 
-async def test_event_is_stored_with_call_and_timeline_and_a_duplicate_changes_nothing(db_url: str) -> None:
-    db = Database(db_url)
-    try:
-        tenant, source = await new_source(db, "graph8")
-        first = await ingest_fixture(db, tenant, source, "graph8", "call_completed.json")
-        assert not first.duplicate
-        assert first.changes[0].version == 1
-        assert first.changes[0].types == ("call.completed",)
-        before = await call_rows(db, tenant)
-        again = await ingest_fixture(db, tenant, source, "graph8", "call_completed.json")
-        assert again.duplicate
-        assert again.raw_event_id == first.raw_event_id
-        assert await call_rows(db, tenant) == before
-        assert await count(db, raw_events, tenant) == 1
-        assert await count(db, call_events, tenant) == 1
-        (call,) = before
-        assert call["status"] == "completed"
-        assert call["from_number"] == "+14155551234"
-        assert call["data"]["outcome"] == "meeting_booked"
-    finally:
-        await db.dispose()
+async def test_event_is_stored_with_call_and_timeline_and_a_duplicate_changes_nothing(db: Database) -> None:
+    tenant, source = await new_source(db, "graph8")
+    first = await ingest_fixture(db, tenant, source, "graph8", "call_completed.json")
+    assert not first.duplicate
+    assert first.changes[0].version == 1
+    assert first.changes[0].types == ("call.completed",)
+    before = await call_rows(db, tenant)
+    again = await ingest_fixture(db, tenant, source, "graph8", "call_completed.json")
+    assert again.duplicate
+    assert again.raw_event_id == first.raw_event_id
+    assert await call_rows(db, tenant) == before
+    assert await count(db, raw_events, tenant) == 1
+    assert await count(db, call_events, tenant) == 1
+    (call,) = before
+    assert call["status"] == "completed"
+    assert call["from_number"] == "+14155551234"
+    assert call["data"]["outcome"] == "meeting_booked"
 
 
-async def test_version_counts_stored_changes(db_url: str) -> None:
-    db = Database(db_url)
-    try:
-        tenant, source = await new_source(db, "graph8")
-        versions = []
-        for name in SEQUENCES["graph8"]:
-            result = await ingest_fixture(db, tenant, source, "graph8", name)
-            versions.append(result.changes[0].version)
-        assert versions == sorted(versions)
-        assert versions[0] == 1
-        assert versions[-1] == len(SEQUENCES["graph8"])  # every event in this sequence changed something
-        (call,) = await call_rows(db, tenant)
-        assert call["version"] == versions[-1]
-        assert call["data"]["transcript"][0]["speaker"] == "agent"
-        assert call["data"]["grade"]["score"] == 0.82
-    finally:
-        await db.dispose()
+async def test_version_counts_stored_changes(db: Database) -> None:
+    tenant, source = await new_source(db, "graph8")
+    versions = []
+    for name in SEQUENCES["graph8"]:
+        result = await ingest_fixture(db, tenant, source, "graph8", name)
+        versions.append(result.changes[0].version)
+    assert versions == sorted(versions)
+    assert versions[0] == 1
+    assert versions[-1] == len(SEQUENCES["graph8"])  # every event in this sequence changed something
+    (call,) = await call_rows(db, tenant)
+    assert call["version"] == versions[-1]
+    assert call["data"]["transcript"][0]["speaker"] == "agent"
+    assert call["data"]["grade"]["score"] == 0.82
 
 
-async def test_livekit_room_event_waits_for_its_call_then_applies(db_url: str) -> None:
-    db = Database(db_url)
-    try:
-        tenant, source = await new_source(db, "livekit")
-        early = await ingest_fixture(db, tenant, source, "livekit", "egress_ended_recording.json")
-        assert early.state == "pending_link"
-        assert early.changes == ()
-        assert await call_rows(db, tenant) == []
-        joined = await ingest_fixture(db, tenant, source, "livekit", "participant_joined_sip_inbound.json")
-        call_ids = {c.call_id for c in joined.changes}
-        assert (
-            len(call_ids) == 1
-        )  # the pending recording was applied to the new call, in the same transaction
-        (call,) = await call_rows(db, tenant)
-        assert call["data"]["recording"]["url"] == "s3://recordings/calls/SCL_example.ogg"
-        assert call["direction"] == "inbound"
-        async with db.reading() as conn:
-            states = (
-                await conn.execute(select(raw_events.c.state).where(raw_events.c.tenant_id == tenant))
-            ).all()
-        assert sorted(s for (s,) in states) == ["applied", "applied"]
-    finally:
-        await db.dispose()
+async def test_livekit_room_event_waits_for_its_call_then_applies(db: Database) -> None:
+    tenant, source = await new_source(db, "livekit")
+    early = await ingest_fixture(db, tenant, source, "livekit", "egress_ended_recording.json")
+    assert early.state == "pending_link"
+    assert early.changes == ()
+    assert await call_rows(db, tenant) == []
+    joined = await ingest_fixture(db, tenant, source, "livekit", "participant_joined_sip_inbound.json")
+    call_ids = {c.call_id for c in joined.changes}
+    assert len(call_ids) == 1  # the pending recording was applied to the new call, in the same transaction
+    (call,) = await call_rows(db, tenant)
+    assert call["data"]["recording"]["url"] == "s3://recordings/calls/SCL_example.ogg"
+    assert call["direction"] == "inbound"
+    async with db.reading() as conn:
+        states = (
+            await conn.execute(select(raw_events.c.state).where(raw_events.c.tenant_id == tenant))
+        ).all()
+    assert sorted(s for (s,) in states) == ["applied", "applied"]
 
 
-async def test_room_event_without_a_call_is_stored_and_never_creates_one(db_url: str) -> None:
-    db = Database(db_url)
-    try:
-        tenant, source = await new_source(db, "livekit")
-        result = await ingest_fixture(db, tenant, source, "livekit", "room_started_python_sdk.json")
-        assert result.state == "pending_link"
-        unknown = await ingest_fixture(db, tenant, source, "livekit", "unknown_event.json")
-        assert unknown.state == "unknown_type"
-        assert await call_rows(db, tenant) == []
-        assert await count(db, raw_events, tenant) == 2
-    finally:
-        await db.dispose()
+async def test_room_event_without_a_call_is_stored_and_never_creates_one(db: Database) -> None:
+    tenant, source = await new_source(db, "livekit")
+    result = await ingest_fixture(db, tenant, source, "livekit", "room_started_python_sdk.json")
+    assert result.state == "pending_link"
+    unknown = await ingest_fixture(db, tenant, source, "livekit", "unknown_event.json")
+    assert unknown.state == "unknown_type"
+    assert await call_rows(db, tenant) == []
+    assert await count(db, raw_events, tenant) == 2
 
 
-async def test_tenants_with_the_same_vendor_call_id_stay_apart(db_url: str) -> None:
-    db = Database(db_url)
-    try:
-        tenant_a, source_a = await new_source(db, "voicecalls")
-        tenant_b, source_b = await new_source(db, "voicecalls")
-        await ingest_fixture(db, tenant_a, source_a, "voicecalls", "completed.json")
-        await ingest_fixture(db, tenant_b, source_b, "voicecalls", "created.json")
-        (a,) = await call_rows(db, tenant_a)
-        (b,) = await call_rows(db, tenant_b)
-        assert a["id"] != b["id"]
-        assert (a["status"], b["status"]) == ("completed", "queued")
-    finally:
-        await db.dispose()
+async def test_tenants_with_the_same_vendor_call_id_stay_apart(db: Database) -> None:
+    tenant_a, source_a = await new_source(db, "voicecalls")
+    tenant_b, source_b = await new_source(db, "voicecalls")
+    await ingest_fixture(db, tenant_a, source_a, "voicecalls", "completed.json")
+    await ingest_fixture(db, tenant_b, source_b, "voicecalls", "created.json")
+    (a,) = await call_rows(db, tenant_a)
+    (b,) = await call_rows(db, tenant_b)
+    assert a["id"] != b["id"]
+    assert (a["status"], b["status"]) == ("completed", "queued")
 
 
 @pytest.mark.parametrize("vendor", sorted(SEQUENCES))

@@ -33,63 +33,44 @@ async def keys(db: Database) -> int:
         return int((await conn.execute(select(func.count()).select_from(kv))).scalar_one())
 
 
-async def test_concurrent_jobs_share_batches_and_all_commit(db_url: str) -> None:
-    db = Database(db_url)
-    writer = Writer(db, max_batch=64)
-    writer.start()
-    try:
-        before = await keys(db)
-        results = await asyncio.gather(
-            *(writer.submit(put(f"k{os.getpid()}-{i}-{id(writer)}")) for i in range(200))
-        )
-        assert len(set(results)) == 200
-        assert await keys(db) == before + 200
-        assert writer.jobs == 200
-        assert writer.batches < 200  # concurrent submissions were grouped into fewer transactions
-    finally:
-        await writer.stop()
-        await db.dispose()
+async def test_concurrent_jobs_share_batches_and_all_commit(db: Database, writer: Writer) -> None:
+    before = await keys(db)
+    results = await asyncio.gather(
+        *(writer.submit(put(f"k{os.getpid()}-{i}-{id(writer)}")) for i in range(200))
+    )
+    assert len(set(results)) == 200
+    assert await keys(db) == before + 200
+    assert writer.jobs == 200
+    assert writer.batches < 200  # concurrent submissions were grouped into fewer transactions
 
 
-async def test_a_failing_job_fails_alone(db_url: str) -> None:
-    db = Database(db_url)
-    writer = Writer(db)
-    writer.start()
-    try:
-        before = await keys(db)
-        tag = f"{id(writer)}"
+async def test_a_failing_job_fails_alone(db: Database, writer: Writer) -> None:
+    before = await keys(db)
+    tag = f"{id(writer)}"
 
-        def boom(conn: Connection) -> None:
-            conn.execute(insert(kv).values(key=f"half-{tag}", value="v"))
-            raise RuntimeError("a bug in one job")
+    def boom(conn: Connection) -> None:
+        conn.execute(insert(kv).values(key=f"half-{tag}", value="v"))
+        raise RuntimeError("a bug in one job")
 
-        outcomes = await asyncio.gather(
-            writer.submit(put(f"a-{tag}")),
-            writer.submit(boom),
-            writer.submit(put(f"b-{tag}")),
-            return_exceptions=True,
-        )
-        assert outcomes[0] == f"a-{tag}"
-        assert outcomes[2] == f"b-{tag}"
-        assert isinstance(outcomes[1], RuntimeError)
-        assert await keys(db) == before + 2  # the failing job's own insert was rolled back with its savepoint
-    finally:
-        await writer.stop()
-        await db.dispose()
+    outcomes = await asyncio.gather(
+        writer.submit(put(f"a-{tag}")),
+        writer.submit(boom),
+        writer.submit(put(f"b-{tag}")),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == f"a-{tag}"
+    assert outcomes[2] == f"b-{tag}"
+    assert isinstance(outcomes[1], RuntimeError)
+    assert await keys(db) == before + 2  # the failing job's own insert was rolled back with its savepoint
 
 
-async def test_duplicate_key_job_gets_its_integrity_failure_reported_as_retryable(db_url: str) -> None:
-    db = Database(db_url)
-    writer = Writer(db)
-    writer.start()
-    try:
-        key = f"dup-{id(writer)}"
+async def test_duplicate_key_job_gets_its_integrity_failure_reported_as_retryable(
+    db: Database, writer: Writer
+) -> None:
+    key = f"dup-{id(writer)}"
+    await writer.submit(put(key))
+    with pytest.raises(StorageUnavailable):
         await writer.submit(put(key))
-        with pytest.raises(StorageUnavailable):
-            await writer.submit(put(key))
-    finally:
-        await writer.stop()
-        await db.dispose()
 
 
 def make_unreachable(db_file: Path) -> None:
