@@ -133,15 +133,6 @@ def number(parent: Mapping[str, Any], key: str, path: str) -> float | None:
     return result
 
 
-def boolean(parent: Mapping[str, Any], key: str, path: str) -> bool | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise PayloadError(f"{path} must be a boolean", field=path)
-    return value
-
-
 def timestamp(parent: Mapping[str, Any], key: str, path: str) -> datetime | None:
     """An ISO-8601 time; a time without a zone is taken as UTC. Returns an aware UTC datetime."""
     raw = text(parent, key, path)

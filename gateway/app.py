@@ -21,6 +21,7 @@ from gateway.api.common import handle_callgate_error, handle_http_error
 from gateway.clock import Clock, system_clock
 from gateway.config import Settings
 from gateway.errors import CallgateError
+from gateway.ingest import prepare
 from gateway.middleware import RequestContext
 from gateway.services import Services
 from gateway.sources import SourceCache
@@ -47,7 +48,7 @@ def make_reparse(
     adapters: Mapping[str, InboundAdapter], region: str
 ) -> Callable[[str, Headers, bytes], ParsedEvent]:
     def reparse(vendor: str, headers: Headers, body: bytes) -> ParsedEvent:
-        return hooks.normalized(adapters[vendor].parse(headers, body), region)
+        return prepare(adapters[vendor].parse(headers, body), region)
 
     return reparse
 

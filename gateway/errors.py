@@ -56,11 +56,6 @@ class NotFound(CallgateError):
     code = "not_found"
 
 
-class Conflict(CallgateError):
-    status_code = 409
-    code = "conflict"
-
-
 class PayloadTooLarge(CallgateError):
     status_code = 413
     code = "payload_too_large"
@@ -71,7 +66,3 @@ class StorageUnavailable(CallgateError):
 
     status_code = 503
     code = "storage_unavailable"
-
-
-class ConfigError(CallgateError):
-    code = "config_error"

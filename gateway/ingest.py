@@ -19,6 +19,7 @@ from adapters.base import ParsedEvent
 from gateway.errors import PayloadError
 from gateway.ids import new_id
 from gateway.model import CallState, CallUpdate, MergeResult, Stamp, format_ts, merge
+from gateway.phones import normalize
 from gateway.store import calls as call_store
 from gateway.store import events as event_store
 
@@ -68,6 +69,14 @@ def bounded(parsed: ParsedEvent) -> ParsedEvent:
             if key is not None and len(key) > MAX_KEY:
                 raise PayloadError(f"call key longer than {MAX_KEY} characters")
     return parsed
+
+
+def prepare(parsed: ParsedEvent, region: str) -> ParsedEvent:
+    """What an adapter said, made storable: keys that fit their columns, E.164 numbers."""
+    parsed = bounded(parsed)
+    if not parsed.updates:
+        return parsed
+    return replace(parsed, updates=tuple(normalize(u, region) for u in parsed.updates))
 
 
 def storable_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -121,8 +121,6 @@ DICT_FIELDS: frozenset[str] = frozenset(
 # List of objects with an ``id``: merged by id.
 KEYED_LIST_FIELDS: frozenset[str] = frozenset({"issues"})
 UPDATABLE_FIELDS: frozenset[str] = SCALAR_FIELDS | DICT_FIELDS | KEYED_LIST_FIELDS
-DERIVED_FIELDS: frozenset[str] = frozenset({"duration_seconds", "talk_time_seconds"})
-TIMESTAMP_FIELDS: frozenset[str] = frozenset({"started_at", "answered_at", "ended_at"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +342,3 @@ def event_types(before: JSON, after: JSON, changed: Iterable[str]) -> tuple[Even
         # (ended_at with call.completed) travel in that event's ``changed`` list instead.
         types.append(EventType.UPDATED)
     return tuple(types)
-
-
-def is_terminal(status: str | None) -> bool:
-    return status is not None and Status(status) in TERMINAL

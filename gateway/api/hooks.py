@@ -6,32 +6,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import structlog
 from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.base import ParsedEvent
 from gateway.api.common import json_response, read_limited, services
 from gateway.errors import CallgateError, NotFound, PayloadError
 from gateway.ids import new_id
-from gateway.ingest import IngestJob, IngestResult, apply_event, bounded, storable_headers
-from gateway.phones import normalize
+from gateway.ingest import IngestJob, IngestResult, apply_event, prepare, storable_headers
 from gateway.sources import ActiveSource
 from gateway.store import events as event_store
 
 log = structlog.get_logger("callgate.hooks")
-
-
-def normalized(parsed: ParsedEvent, region: str) -> ParsedEvent:
-    """What the adapter said, made storable: E.164 numbers, keys that fit their columns."""
-    parsed = bounded(parsed)
-    if not parsed.updates:
-        return parsed
-    return replace(parsed, updates=tuple(normalize(u, region) for u in parsed.updates))
 
 
 async def receive(request: Request) -> Response:
@@ -51,7 +39,7 @@ async def receive(request: Request) -> Response:
         raise
     received_at = svc.clock()
     try:
-        parsed = normalized(source.adapter.parse(request.headers, body), svc.settings.default_region)
+        parsed = prepare(source.adapter.parse(request.headers, body), svc.settings.default_region)
     except Exception as exc:
         await _quarantine(request, source, body, exc)
         if isinstance(exc, PayloadError):
