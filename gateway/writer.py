@@ -75,6 +75,9 @@ class Writer:
         if not self.running:
             raise StorageUnavailable("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        # The job completes even if the caller goes away (a vendor that hung up still gets its event
+        # stored, and its retry is then a duplicate); retrieve the outcome so nothing is reported unseen.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._queue.put_nowait(_Job(work, future))
         return await asyncio.shield(future)
 

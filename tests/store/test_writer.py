@@ -107,3 +107,14 @@ async def test_submit_without_a_running_writer_is_storage_unavailable(sqlite_url
             await Writer(db).submit(put("x"))
     finally:
         await db.dispose()
+
+
+async def test_a_caller_that_goes_away_still_gets_its_job_committed(db: Database, writer: Writer) -> None:
+    before = await keys(db)
+    caller = asyncio.ensure_future(writer.submit(put(f"hung-up-{id(writer)}")))
+    await asyncio.sleep(0)  # the job is queued
+    caller.cancel()  # the vendor hung up before the answer
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await writer.stop()  # drains the queue
+    assert await keys(db) == before + 1
