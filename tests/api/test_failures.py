@@ -37,7 +37,7 @@ def test_storage_locked_is_503_and_the_retry_is_accepted(sqlite_url: str) -> Non
         assert len(gateway.calls()) == 1
 
 
-def test_unreachable_postgres_is_503_not_500(tmp_path: Path) -> None:
+def test_unreachable_postgres_is_503_not_500() -> None:
     settings = make_settings(
         "postgresql+asyncpg://postgres@127.0.0.1:1/none", auto_migrate=False, secret_key="k" * 32
     )
@@ -91,7 +91,7 @@ def test_redaction_processor_blanks_credential_keys() -> None:
     assert line["note"] == "fine"
 
 
-def test_first_start_creates_a_tenant_and_shows_its_key_once(sqlite_template: Path, tmp_path: Path) -> None:
+def test_first_start_creates_a_tenant_and_shows_its_key_once(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     shown: list[tuple[str, str]] = []
     settings = make_settings(url, bootstrap_tenant=True)
