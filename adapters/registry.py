@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from adapters.base import InboundAdapter
-from adapters.inbound import graph8, livekit, voicecalls
+from adapters.inbound import callsv1, graph8, livekit, qualifier, voiceapi, voicecalls
 
 INBOUND: Mapping[str, InboundAdapter] = {
     graph8.NAME: graph8.ADAPTER,
+    voiceapi.NAME: voiceapi.ADAPTER,
+    callsv1.NAME: callsv1.ADAPTER,
+    qualifier.NAME: qualifier.ADAPTER,
     voicecalls.NAME: voicecalls.ADAPTER,
     livekit.NAME: livekit.ADAPTER,
 }

@@ -1,4 +1,4 @@
-"""``callgate``: serve, migrate, and administer tenants, keys and sources.
+"""``callgate``: serve, migrate, administer tenants, keys and sources, replay events, run the demo.
 
 Every command that prints data takes ``--json`` and then prints exactly one JSON document on stdout.
 Administrative commands talk to the database named by ``CALLGATE_DATABASE_URL`` directly: they are for
@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.registry import INBOUND
@@ -151,6 +154,68 @@ def cmd_sources_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def parse_since(raw: str) -> datetime:
+    """An ISO-8601 time, or an age such as ``90m``, ``6h`` or ``7d`` (that long ago)."""
+    age = re.fullmatch(r"(\d+)([smhd])", raw.strip())
+    if age:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[age.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(age.group(1))})
+    try:
+        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CallgateError(
+            f"--since {raw!r} is neither an ISO-8601 time nor an age like 6h", field="since"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.app import make_reparse
+    from gateway.replay import replay
+
+    since = parse_since(args.since) if args.since else None
+    reparse = make_reparse(INBOUND, settings.default_region)
+
+    async def work(db: Database) -> dict[str, Any]:
+        summary = await replay(
+            db, reparse, system_clock, source_id=args.source, since=since, quarantined=args.quarantined
+        )
+        return summary.as_json()
+
+    result = asyncio.run(_with_db(settings, work))
+    human = (
+        f"replayed {result['events']} raw events ({result['unreadable']} still unreadable): "
+        f"{result['calls_created']} calls created, {result['calls_changed']} changed, "
+        f"{result['calls_unchanged']} unchanged, {result['calls_skipped']} left alone"
+    )
+    if args.quarantined:
+        human += (
+            f"\nquarantine: {result['quarantined']} examined, {result['recovered']} recovered, "
+            f"{result['still_unreadable']} still unreadable"
+        )
+    _emit(args, result, human)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from gateway.demo import run_demo, summary_lines
+
+    api_key = args.api_key or os.environ.get("CALLGATE_API_KEY")
+    if not api_key:
+        raise CallgateError("give --api-key or set CALLGATE_API_KEY (make run prints a key on first start)")
+    url = (args.url or settings.base_url).rstrip("/")
+    headers = {"authorization": f"Bearer {api_key}"}
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=15) as client:
+            result = run_demo(client)
+    except httpx.TransportError as exc:
+        raise CallgateError(f"cannot reach the gateway at {url}: {exc}") from None
+    _emit(args, result, "\n".join(summary_lines(result)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callgate", description=__doc__.splitlines()[0] if __doc__ else None
@@ -190,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     command(sources, "list", cmd_sources_list, "list a tenant's sources").add_argument(
         "--tenant", required=True
     )
+
+    replay = command(commands, "replay", cmd_replay, "re-run stored raw events through the current adapters")
+    replay.add_argument("--source", help="only this source's events")
+    replay.add_argument("--since", help="only events received since: ISO-8601 time or an age (6h, 7d)")
+    replay.add_argument("--quarantined", action="store_true", help="first retry the quarantined bodies too")
+
+    demo = command(commands, "demo", cmd_demo, "send signed sample webhooks of every vendor to a gateway")
+    demo.add_argument("--url", help="the gateway's base URL (default: CALLGATE_PUBLIC_URL or host:port)")
+    demo.add_argument("--api-key", help="a tenant API key (default: CALLGATE_API_KEY)")
     return parser
 
 

@@ -87,7 +87,7 @@ def stamp_of(parsed: ParsedEvent) -> Stamp:
     return Stamp(format_ts(parsed.occurred_at) if parsed.occurred_at else "", parsed.event_key)
 
 
-def _initial_state(parsed: ParsedEvent) -> tuple[str, str | None]:
+def initial_state(parsed: ParsedEvent) -> tuple[str, str | None]:
     if not parsed.known:
         return "unknown_type", None
     if any(u.vendor_call_id for u in parsed.updates):
@@ -101,7 +101,7 @@ def _initial_state(parsed: ParsedEvent) -> tuple[str, str | None]:
 def apply_event(conn: Connection, job: IngestJob, now: datetime, reparse: Reparse) -> IngestResult:
     parsed = job.parsed
     raw_id = new_id("evt")
-    state, link_alias = _initial_state(parsed)
+    state, link_alias = initial_state(parsed)
     stored = event_store.insert_raw_event(
         conn,
         {
@@ -124,7 +124,7 @@ def apply_event(conn: Connection, job: IngestJob, now: datetime, reparse: Repars
         return IngestResult(existing or raw_id, duplicate=True)
     changes: list[CallChange] = []
     for update in parsed.updates:
-        change = _apply_update(conn, job, update, raw_id, parsed, now, reparse)
+        change = apply_update(conn, job, update, raw_id, parsed, now, reparse)
         if change is not None:
             changes.extend(change)
     if state == "pending_link" and changes:
@@ -133,7 +133,7 @@ def apply_event(conn: Connection, job: IngestJob, now: datetime, reparse: Repars
     return IngestResult(raw_id, duplicate=False, state=state, changes=tuple(changes))
 
 
-def _apply_update(
+def apply_update(
     conn: Connection,
     job: IngestJob,
     update: CallUpdate,
@@ -177,8 +177,9 @@ def _apply_update(
         # written too, or the stored call would depend on arrival order. Only visible changes count.
         if result.changed or result.state.stamps != row["stamps"]:
             call_store.update_call(conn, call_id, result.state, version, now)
-    _timeline(conn, job.tenant_id, call_id, raw_id, parsed, result, version, now)
-    changes = [_change(call_id, version, result)]
+    event = (parsed.event_type, parsed.occurred_at)
+    record_change(conn, job.tenant_id, call_id, raw_id, event, result, version, now)
+    changes = [change_of(call_id, version, result)]
     for alias in new_aliases:
         if call_store.insert_alias(conn, job.tenant_id, job.vendor, alias, call_id):
             changes.extend(_apply_pending(conn, job, alias, now, reparse))
@@ -194,40 +195,42 @@ def _apply_pending(
         parsed = reparse(job.vendor, pending["headers"], pending["body"])
         for update in parsed.updates:
             if update.link_alias == alias:
-                change = _apply_update(conn, job, update, pending["id"], parsed, now, reparse)
+                change = apply_update(conn, job, update, pending["id"], parsed, now, reparse)
                 changes.extend(change or [])
         event_store.set_state(conn, pending["id"], "applied")
     return changes
 
 
-def _timeline(
+def record_change(
     conn: Connection,
     tenant_id: str,
     call_id: str,
     raw_id: str,
-    parsed: ParsedEvent,
+    event: tuple[str, datetime | None],
     result: MergeResult,
     version: int,
     now: datetime,
 ) -> None:
+    """The timeline row of one applied event (``event`` is the vendor's type and time)."""
+    event_type, occurred_at = event
     values: dict[str, Any] = {
         "id": new_id("cev"),
         "tenant_id": tenant_id,
         "call_id": call_id,
         "raw_event_id": raw_id,
-        "event_type": parsed.event_type[:200],
+        "event_type": event_type[:200],
         "types": [str(t) for t in result.types],
         "changed": list(result.changed),
         "status": result.state.data.get("status"),
         "previous_status": result.previous_status.value if result.previous_status else None,
         "version": version,
-        "occurred_at": parsed.occurred_at,
+        "occurred_at": occurred_at,
         "created_at": now,
     }
     call_store.insert_call_event(conn, values)
 
 
-def _change(call_id: str, version: int, result: MergeResult) -> CallChange:
+def change_of(call_id: str, version: int, result: MergeResult) -> CallChange:
     return CallChange(
         call_id=call_id,
         version=version,

@@ -325,8 +325,9 @@ def event_types(before: JSON, after: JSON, changed: Iterable[str]) -> tuple[Even
         types.append(EventType.TRANSCRIPT_READY)
     if "recording" in changed and (after.get("recording") or {}).get("available"):
         types.append(EventType.RECORDING_READY)
-    if "grade" in changed and after.get("grade"):
-        types.append(EventType.GRADED)
+    grade = after.get("grade") or {}
+    if "grade" in changed and (grade.get("score") is not None or grade.get("status") == "completed"):
+        types.append(EventType.GRADED)  # a pending grade is no grade yet
     if "survey" in changed and (after.get("survey") or {}).get("state") == "completed":
         types.append(EventType.SURVEY_COMPLETED)
     if "qualification" in changed and (after.get("qualification") or {}).get("verdict"):

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +18,10 @@ from gateway import sources as source_service
 from gateway.clock import system_clock
 from gateway.store.db import Database
 from tests.helpers import FIXTURES, standard_webhook_headers
+from tests.process import free_port, start_server
 
 EVENTS = 300
 KILL_AFTER = 100
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def make_source(url: str) -> dict[str, Any]:
@@ -43,31 +34,6 @@ async def make_source(url: str) -> dict[str, Any]:
         return {"id": row["id"], "secret": secret}
     finally:
         await db.dispose()
-
-
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "CALLGATE_DATABASE_URL": url,
-        "CALLGATE_PORT": str(port),
-        "CALLGATE_BOOTSTRAP_TENANT": "false",
-        "CALLGATE_LOG_LEVEL": "error",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    server.kill()
-    raise AssertionError("the server did not become ready")
 
 
 def bodies() -> list[bytes]:

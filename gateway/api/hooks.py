@@ -59,8 +59,15 @@ async def receive(request: Request) -> Response:
         return apply_event(conn, job, svc.clock(), svc.reparse)
 
     result = await svc.writer.submit(work)
-    log.info(
+    unmapped = {
+        key: value
+        for update in parsed.updates
+        for key, value in update.fields.get("vendor_extra", {}).items()
+        if key.startswith("unmapped_")
+    }
+    (log.warning if unmapped or not parsed.known else log.info)(
         "webhook",
+        unmapped=unmapped or None,
         outcome="duplicate" if result.duplicate else "stored",
         event_key=parsed.event_key,
         event_type=parsed.event_type,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.model import CallState
 from gateway.store.tables import call_aliases, call_events, calls
 
-_MERGE_COLUMNS = (calls.c.id, calls.c.data, calls.c.stamps, calls.c.version)
+_MERGE_COLUMNS = (calls.c.id, calls.c.data, calls.c.stamps, calls.c.version, calls.c.vendor_call_id)
 _BY_KEY = (
     select(*_MERGE_COLUMNS)
     .where(
@@ -56,6 +56,22 @@ def get_for_merge(conn: Connection, tenant_id: str, vendor: str, vendor_call_id:
 def get_by_alias_for_merge(conn: Connection, tenant_id: str, vendor: str, alias: str) -> RowMapping | None:
     params = {"tenant_id": tenant_id, "vendor": vendor, "alias": alias}
     return conn.execute(_BY_ALIAS, params).mappings().first()
+
+
+def get_by_id_for_merge(conn: Connection, call_id: str) -> RowMapping | None:
+    query = select(*_MERGE_COLUMNS).where(calls.c.id == call_id).with_for_update()
+    return conn.execute(query).mappings().first()
+
+
+def raw_event_ids_of_call(conn: Connection, call_id: str) -> list[str]:
+    """Every raw event that ever touched the call: its timeline is the list of them."""
+    query = select(call_events.c.raw_event_id).where(call_events.c.call_id == call_id).distinct()
+    return sorted(conn.execute(query).scalars())
+
+
+def call_ids_of_raw_event(conn: Connection, raw_event_id: str) -> list[str]:
+    query = select(call_events.c.call_id).where(call_events.c.raw_event_id == raw_event_id).distinct()
+    return sorted(conn.execute(query).scalars())
 
 
 def _columns(state: CallState) -> dict[str, Any]:

@@ -6,9 +6,10 @@ Synchronous Core: these run inside the ingest batch (``Database.run_write``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
@@ -60,3 +61,50 @@ def pending_for_alias(conn: Connection, tenant_id: str, vendor: str, alias: str)
 
 def insert_quarantine(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(_INSERT_QUARANTINE, values)
+
+
+# --- replay: re-reading what was stored -------------------------------------------------------------
+
+
+def raw_events_page(
+    conn: Connection,
+    *,
+    source_id: str | None,
+    since: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Sequence[RowMapping]:
+    """Stored raw events in arrival order, a page at a time (keyset on ``(received_at, id)``)."""
+    query = select(raw_events).order_by(raw_events.c.received_at, raw_events.c.id).limit(limit)
+    if source_id is not None:
+        query = query.where(raw_events.c.source_id == source_id)
+    if since is not None:
+        query = query.where(raw_events.c.received_at >= since)
+    if after is not None:
+        query = query.where(tuple_(raw_events.c.received_at, raw_events.c.id) > tuple_(*after))
+    return conn.execute(query).mappings().all()
+
+
+def raw_events_by_id(conn: Connection, ids: Sequence[str]) -> Sequence[RowMapping]:
+    if not ids:
+        return []
+    return conn.execute(select(raw_events).where(raw_events.c.id.in_(ids))).mappings().all()
+
+
+def unresolved_quarantine(
+    conn: Connection, *, source_id: str | None, since: datetime | None, after: str | None, limit: int
+) -> Sequence[RowMapping]:
+    query = (
+        select(quarantine).where(quarantine.c.resolved_at.is_(None)).order_by(quarantine.c.id).limit(limit)
+    )
+    if source_id is not None:
+        query = query.where(quarantine.c.source_id == source_id)
+    if since is not None:
+        query = query.where(quarantine.c.received_at >= since)
+    if after is not None:
+        query = query.where(quarantine.c.id > after)
+    return conn.execute(query).mappings().all()
+
+
+def resolve_quarantine(conn: Connection, quarantine_id: str, now: datetime) -> None:
+    conn.execute(update(quarantine).where(quarantine.c.id == quarantine_id).values(resolved_at=now))

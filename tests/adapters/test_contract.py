@@ -127,9 +127,19 @@ def test_truncated_bodies_never_escape(data: st.DataObject) -> None:
 
 
 # Where each vendor's call object lives, and where its unmapped fields must reappear.
-CALL_OBJECT = {"graph8": ("data",), "voicecalls": ("data",), "livekit": ("participant", "attributes")}
+CALL_OBJECT = {
+    "graph8": ("data",),
+    "voiceapi": ("data",),
+    "callsv1": ("call",),
+    "qualifier": ("data", "call"),
+    "voicecalls": ("data",),
+    "livekit": ("participant", "attributes"),
+}
 CALL_FIXTURE = {
     "graph8": "call_completed.json",
+    "voiceapi": "call_completed.json",
+    "callsv1": "call_ended.json",
+    "qualifier": "agent_run_completed_qualified.json",
     "voicecalls": "completed.json",
     "livekit": "participant_joined_sip_inbound.json",
 }
@@ -154,7 +164,7 @@ def test_event_key_falls_back_to_a_body_hash(vendor: str) -> None:
     from tests.helpers import FIXTURES
 
     doc = json.loads((FIXTURES / vendor / CALL_FIXTURE[vendor]).read_bytes())
-    for key in ("id", "eventId"):
+    for key in ("id", "eventId", "event_id"):
         doc.pop(key, None)
     one = INBOUND[vendor].parse({}, json.dumps(doc).encode())
     two = INBOUND[vendor].parse({}, json.dumps(doc, indent=1).encode())

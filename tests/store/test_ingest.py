@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +25,24 @@ SEQUENCES = {
         "call_completed.json",
         "call_transcript_ready.json",
         "call_graded.json",
+    ],
+    "voiceapi": [
+        "call_initiating.json",
+        "call_ringing.json",
+        "call_in_progress.json",
+        "call_completed.json",
+    ],
+    "callsv1": [
+        "call_started.json",
+        "call_ended.json",
+        "call_transcript_ready.json",
+        "call_graded.json",
+        "issue_report_created.json",
+    ],
+    "qualifier": [
+        "call_started.json",
+        "call_ended.json",
+        "agent_run_completed_qualified.json",
     ],
     "voicecalls": [
         "created.json",
@@ -144,3 +163,113 @@ def test_any_order_with_duplicates_stores_the_same_call(
             await db.dispose()
 
     assert asyncio.run(run(shuffled)) == asyncio.run(run(names))
+
+
+async def final_call(db: Database, vendor: str) -> tuple[dict[str, Any], list[tuple[str, ...]]]:
+    """Ingests the vendor's sequence in order; returns the stored call and the event types of each step."""
+    tenant, source = await new_source(db, vendor)
+    types = []
+    for name in SEQUENCES[vendor]:
+        result = await ingest_fixture(db, tenant, source, vendor, name)
+        types.append(tuple(t for c in result.changes for t in c.types))
+    (call,) = await call_rows(db, tenant)
+    return call, types
+
+
+async def test_voiceapi_session_lifecycle(db: Database) -> None:
+    call, types = await final_call(db, "voiceapi")
+    assert types == [
+        ("call.initiating",),
+        ("call.ringing",),
+        ("call.in_progress",),
+        ("call.completed", "call.recording_ready"),
+    ]
+    data = call["data"]
+    assert call["vendor_call_id"] == "vs_7c1e4b"
+    assert (data["started_at"], data["answered_at"], data["ended_at"]) == (
+        "2026-05-25T14:30:00.000000Z",
+        "2026-05-25T14:30:09.000000Z",
+        "2026-05-25T14:34:21.000000Z",
+    )
+    assert data["duration_seconds"] == 252  # the vendor's, not derived
+    assert data["talk_time_seconds"] == 252  # derived: answered -> ended
+    assert data["recording"] == {"available": True, "vendor_ref": "rec_5d2f81"}
+    assert data["end_reason"] == "agent_hangup"
+
+
+async def test_callsv1_enrichment(db: Database) -> None:
+    call, types = await final_call(db, "callsv1")
+    assert types == [
+        ("call.in_progress",),
+        ("call.completed", "call.recording_ready"),  # a pending grade is not "graded"
+        ("call.transcript_ready",),
+        ("call.graded",),
+        ("call.issue_reported",),
+    ]
+    data = call["data"]
+    assert call["vendor_call_id"] == "88123"
+    assert [s["speaker"] for s in data["transcript"]] == ["agent", "customer", "tool", "tool", "agent"]
+    assert data["transcript"][1]["at"] == "2026-05-25T14:30:03.500000Z"
+    assert data["grade"]["score"] == 0.86
+    assert data["grade"]["status"] == "completed"
+    assert data["grade"]["summary"].startswith("Resolved")
+    assert data["billing"] == {
+        "billable_minutes": 6,
+        "total_cents": 84,
+        "billed_at": "2026-05-25T14:35:20.000000Z",
+    }
+    assert data["issues"] == [
+        {
+            "id": "ir_551",
+            "title": "Agent skipped address check",
+            "severity": "warning",
+            "description": "Policy requires confirming the shipping address.",
+        }
+    ]
+    assert data["is_test"] is False
+    assert data["vendor_extra"]["issue_count"] == 1
+
+
+async def test_qualifier_verdict(db: Database) -> None:
+    call, types = await final_call(db, "qualifier")
+    assert types == [
+        ("call.in_progress",),
+        ("call.completed", "call.recording_ready"),
+        ("call.transcript_ready", "call.qualified"),
+    ]
+    data = call["data"]
+    assert data["outcome"] == "qualified"
+    qualification = data["qualification"]
+    assert qualification["verdict"] == "qualified"
+    assert qualification["meeting"]["scheduled"] is True
+    assert qualification["follow_up_reasons"] == ["budget_next_quarter"]
+    assert data["contact_ref"] == "lead_9b42"
+    assert data["transcript"][1] == {
+        "speaker": "customer",
+        "text": "Sure, a few minutes.",
+        "start_ms": 4800,
+        "at": "2026-05-25T14:30:04.800000Z",
+    }
+
+
+@pytest.mark.parametrize(
+    ("vendor", "name", "status", "direction"),
+    [
+        ("callsv1", "call_ended_no_answer.json", "no_answer", "outbound"),
+        ("callsv1", "call_ended_busy.json", "busy", "outbound"),
+        ("callsv1", "mic_session_ended.json", "completed", "web"),
+        ("voiceapi", "web_session_completed.json", "completed", "web"),
+        ("voiceapi", "call_failed.json", "failed", "outbound"),
+        ("qualifier", "agent_run_completed_no_answer.json", "no_answer", "outbound"),
+    ],
+)
+async def test_refined_statuses_and_browser_sessions(
+    db: Database, vendor: str, name: str, status: str, direction: str
+) -> None:
+    tenant, source = await new_source(db, vendor)
+    await ingest_fixture(db, tenant, source, vendor, name)
+    (call,) = await call_rows(db, tenant)
+    assert (call["status"], call["direction"]) == (status, direction)
+    if direction == "web":
+        assert call["from_number"] is None
+        assert call["to_number"] is None

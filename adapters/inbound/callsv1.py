@@ -1,0 +1,214 @@
+"""Agent platform ``/v1/calls`` API (seed 002): the richest call object, keyed by an integer ``call_id``.
+
+Envelope: ``{"id", "event", "created_at", "call": <the seed's Call object>}`` (design/vendors.md), plus
+``grade`` on ``call.graded``, ``transcript`` on ``call.transcript_ready`` and ``issue_report`` on
+``issue_report.created``. ``status`` is only in_progress/completed/failed; ``end_reason`` says what kind of
+failure (a no-answer is ``status: failed, end_reason: no_answer``). ``mic`` and ``widget`` are browser
+sessions, and a mic session's ``from_number`` is an internal identifier, not a phone number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from adapters.base import (
+    Headers,
+    InboundAdapter,
+    JSONObject,
+    ParsedEvent,
+    arr,
+    body_sha256,
+    compact,
+    extra,
+    integer,
+    iso,
+    load_object,
+    number,
+    obj,
+    segment,
+    snake,
+    text,
+    timestamp,
+)
+from gateway.errors import PayloadError
+from gateway.model import TERMINAL, CallUpdate, Direction, Status
+
+NAME = "callsv1"
+
+EVENTS = frozenset(
+    {"call.started", "call.ended", "call.graded", "call.transcript_ready", "issue_report.created"}
+)
+STATUSES: Mapping[str, Status] = {
+    "in_progress": Status.IN_PROGRESS,
+    "completed": Status.COMPLETED,
+    "failed": Status.FAILED,
+}
+# ``end_reason`` values that say more than "failed"/"completed". Free-form per the seed, so only the
+# reasons that name a canonical status refine it; every other reason is kept as the call's end_reason.
+REFINED: Mapping[str, Status] = {
+    "no_answer": Status.NO_ANSWER,
+    "not_answered": Status.NO_ANSWER,
+    "busy": Status.BUSY,
+    "line_busy": Status.BUSY,
+    "canceled": Status.CANCELED,
+    "cancelled": Status.CANCELED,
+}
+DIRECTIONS: Mapping[str, Direction] = {
+    "inbound": Direction.INBOUND,
+    "outbound": Direction.OUTBOUND,
+    "mic": Direction.WEB,
+    "widget": Direction.WEB,
+}
+SEVERITIES = frozenset({"info", "warning", "critical"})
+
+MAPPED = {
+    "call_id", "agent_id", "direction", "from_number", "to_number", "start_time", "end_time",
+    "duration_seconds", "status", "end_reason", "recording_url", "is_test_call", "billable_minutes",
+    "billing_total_cents", "billed_at", "grade_score", "grade_status", "grade_updated_at",
+}  # fmt: skip
+
+
+def _score(parent: JSONObject, key: str, path: str) -> float | None:
+    score = number(parent, key, path)
+    if score is not None and not 0 <= score <= 1:
+        raise PayloadError(f"{path} must be 0.0-1.0", field=path)
+    return score
+
+
+def _grade(envelope: JSONObject, call: JSONObject) -> JSONObject | None:
+    graded = obj(envelope, "grade", "grade")
+    score = _score(call, "grade_score", "call.grade_score")
+    if score is None:
+        score = _score(graded, "score", "grade.score")
+    criteria = arr(graded, "criteria", "grade.criteria")
+    return compact(
+        {
+            "score": score,
+            "status": snake(text(call, "grade_status", "call.grade_status")),
+            "summary": text(graded, "summary", "grade.summary"),
+            "graded_at": iso(timestamp(call, "grade_updated_at", "call.grade_updated_at")),
+            "details": compact({"criteria": criteria, **extra(graded, {"score", "summary", "criteria"})}),
+        }
+    )
+
+
+def _transcript(envelope: JSONObject, started: datetime | None) -> list[JSONObject]:
+    segments = []
+    for i, line in enumerate(arr(envelope, "transcript", "transcript")):
+        path = f"transcript[{i}]"
+        if not isinstance(line, dict):
+            raise PayloadError(f"{path} must be an object", field=path)
+        start_ms = integer(line, "start_ms", f"{path}.start_ms")
+        content_type = text(line, "content_type", f"{path}.content_type")
+        at = started + timedelta(milliseconds=start_ms) if started and start_ms is not None else None
+        segments.append(
+            segment(
+                text(line, "role", f"{path}.role"),
+                text(line, "content", f"{path}.content"),
+                start_ms=start_ms,
+                end_ms=integer(line, "end_ms", f"{path}.end_ms"),
+                at=iso(at),
+                # speech is the default; function calls and their results say what they are
+                content_type=content_type if content_type and content_type != "text" else None,
+            )
+        )
+    return segments
+
+
+def _issues(envelope: JSONObject) -> list[JSONObject]:
+    report = obj(envelope, "issue_report", "issue_report")
+    if not report:
+        return []
+    severity = snake(text(report, "severity", "issue_report.severity"))
+    if severity not in SEVERITIES:
+        raise PayloadError(
+            "issue_report.severity must be info, warning or critical", field="issue_report.severity"
+        )
+    issue = compact(
+        {
+            "id": text(report, "id", "issue_report.id", required=True),
+            "title": text(report, "title", "issue_report.title"),
+            "severity": severity,
+            "description": text(report, "description", "issue_report.description"),
+            "created_at": iso(timestamp(report, "created_at", "issue_report.created_at")),
+        }
+    )
+    return [issue]
+
+
+def _status(event_type: str, raw: str | None, reason: str | None, extras: JSONObject) -> Status | None:
+    status = STATUSES.get(raw) if raw else None
+    if raw and status is None:
+        extras["unmapped_status"] = raw
+    if status is None:
+        status = {"call.started": Status.IN_PROGRESS, "call.ended": Status.COMPLETED}.get(event_type)
+    if status in TERMINAL and reason is not None and reason in REFINED:
+        status = REFINED[reason]
+    return status
+
+
+def parse(headers: Headers, body: bytes) -> ParsedEvent:
+    envelope = load_object(body)
+    event_type = text(envelope, "event", "event", required=True) or ""
+    event_key = text(envelope, "id", "id") or headers.get("webhook-id") or body_sha256(body)
+    occurred = timestamp(envelope, "created_at", "created_at")
+    if event_type not in EVENTS:
+        return ParsedEvent(event_key, event_type, occurred, known=False)
+    call = obj(envelope, "call", "call", required=True)
+    call_id = text(call, "call_id", "call.call_id", required=True) or ""
+    vendor_extra = extra(call, MAPPED)
+    raw_direction = text(call, "direction", "call.direction")
+    direction = DIRECTIONS.get(raw_direction.lower()) if raw_direction else None
+    if raw_direction and direction is None:
+        vendor_extra["unmapped_direction"] = raw_direction
+    if raw_direction in ("mic", "widget"):
+        vendor_extra["session_kind"] = raw_direction
+    from_number = text(call, "from_number", "call.from_number")
+    to_number = text(call, "to_number", "call.to_number")
+    if direction is Direction.WEB:
+        # a mic session's from_number is an internal identifier: kept, never read as a phone number
+        vendor_extra.update(compact({"from_number": from_number, "to_number": to_number}))
+        from_number = to_number = None
+    reason = snake(text(call, "end_reason", "call.end_reason"))
+    status = _status(event_type, text(call, "status", "call.status"), reason, vendor_extra)
+    started = timestamp(call, "start_time", "call.start_time")
+    recording = text(call, "recording_url", "call.recording_url")
+    is_test = call.get("is_test_call")
+    if is_test is not None and not isinstance(is_test, bool):
+        raise PayloadError("call.is_test_call must be a boolean", field="call.is_test_call")
+    fields = compact(
+        {
+            "agent_id": text(call, "agent_id", "call.agent_id"),
+            "direction": direction,
+            "from_number": from_number,
+            "to_number": to_number,
+            "started_at": iso(started),
+            "ended_at": iso(timestamp(call, "end_time", "call.end_time")),
+            "duration_seconds": integer(call, "duration_seconds", "call.duration_seconds"),
+            "end_reason": reason,
+            "outcome": "voicemail" if reason == "voicemail" else None,
+            # an internal GCS path, not a playable URL (the seed's /audio endpoint signs one on demand)
+            "recording": {"available": True, "vendor_ref": recording} if recording else None,
+            "is_test": is_test,
+            "billing": compact(
+                {
+                    "billable_minutes": integer(call, "billable_minutes", "call.billable_minutes"),
+                    "total_cents": integer(call, "billing_total_cents", "call.billing_total_cents"),
+                    "billed_at": iso(timestamp(call, "billed_at", "call.billed_at")),
+                }
+            ),
+            "grade": _grade(envelope, call),
+            "transcript": _transcript(envelope, started),
+            "issues": _issues(envelope),
+            "vendor_extra": vendor_extra,
+        }
+    )
+    update = CallUpdate(vendor_call_id=call_id, status=status, fields=fields)
+    return ParsedEvent(event_key, event_type, occurred, (update,))
+
+
+ADAPTER = InboundAdapter(NAME, parse, {"scheme": "standard-webhooks"})
+
+__all__: list[Any] = ["ADAPTER", "parse"]

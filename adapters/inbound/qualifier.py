@@ -1,0 +1,167 @@
+"""OpenAI-Realtime voice lead qualifier (seed 003): calls of the ``voice-lead-qualifier`` agent and verdicts.
+
+Envelope: ``{"id", "event", "workspace_id", "created_at", "data": {...}}`` (design/vendors.md).
+``call.started`` and ``call.ended`` carry ``data.call``; ``agent.run.completed`` carries the run (``run_id``,
+``agent``, ``call_batch_id``, ``lead_id``, ``objective``), the call, and the structured ``verdict`` the seed
+writes back to the lead's CRM record: qualified or not, a scheduled meeting, follow-up reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from adapters.base import (
+    Headers,
+    InboundAdapter,
+    JSONObject,
+    ParsedEvent,
+    arr,
+    body_sha256,
+    compact,
+    extra,
+    integer,
+    iso,
+    load_object,
+    obj,
+    segment,
+    snake,
+    text,
+    timestamp,
+)
+from gateway.errors import PayloadError
+from gateway.model import CallUpdate, Direction, Status
+
+NAME = "qualifier"
+
+EVENTS = frozenset({"call.started", "call.ended", "agent.run.completed"})
+OUTCOMES = frozenset({"qualified", "unqualified", "no_answer"})
+DIRECTIONS: Mapping[str, Direction] = {"inbound": Direction.INBOUND, "outbound": Direction.OUTBOUND}
+
+CALL_MAPPED = {
+    "id", "direction", "from", "to", "started_at", "ended_at", "duration_seconds", "outcome",
+    "recording_url", "summary", "transcript",
+}  # fmt: skip
+RUN_MAPPED = {"run_id", "agent", "call_batch_id", "lead_id", "objective", "call", "verdict"}
+
+
+def _transcript(call: JSONObject, started: datetime | None) -> list[JSONObject]:
+    segments = []
+    for i, line in enumerate(arr(call, "transcript", "data.call.transcript")):
+        path = f"data.call.transcript[{i}]"
+        if not isinstance(line, dict):
+            raise PayloadError(f"{path} must be an object", field=path)
+        start_ms = integer(line, "at_ms", f"{path}.at_ms")
+        at = started + timedelta(milliseconds=start_ms) if started and start_ms is not None else None
+        segments.append(
+            segment(
+                text(line, "role", f"{path}.role"),
+                text(line, "text", f"{path}.text"),
+                start_ms=start_ms,
+                at=iso(at),
+            )
+        )
+    return segments
+
+
+def _flag(parent: JSONObject, key: str, path: str) -> bool | None:
+    value = parent.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise PayloadError(f"{path} must be a boolean", field=path)
+    return value
+
+
+def _qualification(data: JSONObject, outcome: str | None) -> JSONObject:
+    """The verdict, with the run it came from. ``no_answer`` comes from the call: nobody to qualify."""
+    verdict = obj(data, "verdict", "data.verdict")
+    if not verdict:
+        return {}
+    qualified = _flag(verdict, "qualified", "data.verdict.qualified")
+    if outcome == "no_answer":
+        decision: str | None = "no_answer"
+    elif qualified is None:
+        decision = outcome if outcome in OUTCOMES else None
+    else:
+        decision = "qualified" if qualified else "unqualified"
+    meeting = obj(verdict, "meeting", "data.verdict.meeting")
+    reasons = arr(verdict, "follow_up_reasons", "data.verdict.follow_up_reasons")
+    if not all(isinstance(r, str) for r in reasons):
+        raise PayloadError(
+            "data.verdict.follow_up_reasons must hold strings", field="data.verdict.follow_up_reasons"
+        )
+    return compact(
+        {
+            "verdict": decision,
+            "meeting": compact(
+                {
+                    "scheduled": _flag(meeting, "scheduled", "data.verdict.meeting.scheduled"),
+                    "starts_at": iso(timestamp(meeting, "starts_at", "data.verdict.meeting.starts_at")),
+                    "calendar_event_id": text(
+                        meeting, "calendar_event_id", "data.verdict.meeting.calendar_event_id"
+                    ),
+                }
+            ),
+            "follow_up_reasons": reasons,
+            "objective": text(data, "objective", "data.objective"),
+            "run_id": text(data, "run_id", "data.run_id"),
+        }
+    )
+
+
+def parse(headers: Headers, body: bytes) -> ParsedEvent:
+    envelope = load_object(body)
+    event_type = text(envelope, "event", "event", required=True) or ""
+    event_key = text(envelope, "id", "id") or headers.get("webhook-id") or body_sha256(body)
+    occurred = timestamp(envelope, "created_at", "created_at")
+    if event_type not in EVENTS:
+        return ParsedEvent(event_key, event_type, occurred, known=False)
+    data = obj(envelope, "data", "data", required=True)
+    call = obj(data, "call", "data.call", required=True)
+    call_id = text(call, "id", "data.call.id", required=True) or ""
+    vendor_extra = {**extra(call, CALL_MAPPED), **extra(data, RUN_MAPPED, "run.")}
+    if envelope.get("workspace_id") is not None:
+        vendor_extra["workspace_id"] = envelope["workspace_id"]
+    raw_direction = text(call, "direction", "data.call.direction")
+    direction = DIRECTIONS.get(raw_direction.lower()) if raw_direction else None
+    if raw_direction and direction is None:
+        vendor_extra["unmapped_direction"] = raw_direction
+    outcome = snake(text(call, "outcome", "data.call.outcome"))
+    if outcome is not None and outcome not in OUTCOMES:
+        vendor_extra["unmapped_outcome"] = outcome
+    if event_type == "call.started":
+        status = Status.IN_PROGRESS
+    else:  # the call is over: a no-answer is the only outcome that is not a connected call
+        status = Status.NO_ANSWER if outcome == "no_answer" else Status.COMPLETED
+    started = timestamp(call, "started_at", "data.call.started_at")
+    recording = text(call, "recording_url", "data.call.recording_url")
+    qualification = compact(
+        {**(_qualification(data, outcome) or {}), "summary": text(call, "summary", "data.call.summary")}
+    )
+    fields = compact(
+        {
+            "agent_id": text(data, "agent", "data.agent"),
+            "campaign_id": text(data, "call_batch_id", "data.call_batch_id"),
+            "contact_ref": text(data, "lead_id", "data.lead_id"),
+            "direction": direction,
+            "from_number": text(call, "from", "data.call.from"),
+            "to_number": text(call, "to", "data.call.to"),
+            "started_at": iso(started),
+            "ended_at": iso(timestamp(call, "ended_at", "data.call.ended_at")),
+            "duration_seconds": integer(call, "duration_seconds", "data.call.duration_seconds"),
+            "outcome": outcome,
+            "recording": {"available": True, "vendor_ref": recording, "url": recording}
+            if recording
+            else None,
+            "transcript": _transcript(call, started),
+            "qualification": qualification,
+            "vendor_extra": vendor_extra,
+        }
+    )
+    update = CallUpdate(vendor_call_id=call_id, status=status, fields=fields)
+    return ParsedEvent(event_key, event_type, occurred, (update,))
+
+
+ADAPTER = InboundAdapter(NAME, parse, {"scheme": "standard-webhooks"})
+
+__all__: list[Any] = ["ADAPTER", "parse"]
