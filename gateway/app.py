@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from itsdangerous import URLSafeSerializer
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -16,13 +17,14 @@ from adapters.base import Headers, InboundAdapter, ParsedEvent
 from adapters.registry import INBOUND
 from gateway import admin, logs
 from gateway.api import admin as admin_api
-from gateway.api import calls, health, hooks, sources
+from gateway.api import calls, deliveries, health, hooks, sources, subscriptions
 from gateway.api.common import handle_callgate_error, handle_http_error
 from gateway.clock import Clock, system_clock
 from gateway.config import Settings
 from gateway.errors import CallgateError
 from gateway.ingest import prepare
 from gateway.middleware import RequestContext
+from gateway.outbound.worker import Worker, WorkerConfig
 from gateway.services import Services
 from gateway.sources import SourceCache
 from gateway.store.db import Database
@@ -60,6 +62,7 @@ def create_app(
     adapters: Mapping[str, InboundAdapter] = INBOUND,
     on_bootstrap: BootstrapHook | None = print_bootstrap,
     configure_logging: bool = True,
+    http_client: httpx.AsyncClient | None = None,
 ) -> Starlette:
     settings = settings or Settings()
     if configure_logging:
@@ -73,6 +76,7 @@ def create_app(
             settings.database_url, pool_size=settings.db_pool_size, synchronous=settings.sqlite_synchronous
         )
         writer = Writer(db, max_batch=settings.writer_max_batch)
+        worker: Worker | None = None
         try:
             if settings.bootstrap_tenant:
                 created = await admin.bootstrap(db, clock)
@@ -80,6 +84,10 @@ def create_app(
                     on_bootstrap(created[0], created[1].api_key)
             secret = await admin.secret_key(db, settings.secret_key)
             writer.start()
+            config = WorkerConfig.from_settings(settings)
+            if settings.worker:
+                worker = Worker(db, config, clock, client=http_client)
+                worker.start()
             yield {
                 "services": Services(
                     settings=settings,
@@ -90,14 +98,26 @@ def create_app(
                     clock=clock,
                     reparse=make_reparse(adapters, settings.default_region),
                     cursors=URLSafeSerializer(secret, salt="callgate.cursor"),
+                    targets=config.targets,
+                    worker=worker,
                 )
             }
         finally:
+            if worker is not None:
+                await worker.stop()
             await writer.stop()
             await db.dispose()
 
     return Starlette(
-        routes=[*hooks.routes, *calls.routes, *sources.routes, *admin_api.routes, *health.routes],
+        routes=[
+            *hooks.routes,
+            *calls.routes,
+            *sources.routes,
+            *subscriptions.routes,
+            *deliveries.routes,
+            *admin_api.routes,
+            *health.routes,
+        ],
         middleware=[Middleware(RequestContext)],
         exception_handlers={CallgateError: handle_callgate_error, HTTPException: handle_http_error},
         lifespan=lifespan,

@@ -216,6 +216,107 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """The outbox worker alone (no HTTP), until SIGTERM or SIGINT; then it finishes or releases its rows."""
+    import signal
+
+    from gateway.outbound.worker import Worker, WorkerConfig
+
+    async def run(db: Database) -> None:
+        worker = Worker(db, WorkerConfig.from_settings(settings), system_clock)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        worker.start()
+        print(f"callgate worker {worker.owner} running ({_db_label(settings)})", flush=True)
+        await stop.wait()
+        await worker.stop()
+
+    asyncio.run(_with_db(settings, run))
+    return 0
+
+
+def cmd_subscriptions_create(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import subscriptions as service
+    from gateway.outbound.ssrf import TargetPolicy
+
+    targets = TargetPolicy.build(settings.allow_private_targets, settings.allowed_target_cidrs)
+
+    async def work(db: Database) -> dict[str, Any]:
+        row, secret = await service.create(
+            db,
+            targets,
+            system_clock(),
+            tenant_id=args.tenant,
+            url=args.url,
+            event_types=args.event_type or ["call.*"],
+            description=args.description,
+        )
+        return {**service.render(row), "secret": secret}
+
+    shown = asyncio.run(_with_db(settings, work))
+    human = f"subscription {shown['id']} -> {shown['url']}\nsecret (shown once): {shown['secret']}"
+    _emit(args, shown, human)
+    return 0
+
+
+def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import subscriptions as service
+    from gateway.store import outbox as outbox_store
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.reading() as conn:
+            rows = await outbox_store.list_subscriptions(conn, args.tenant)
+        return [service.render(r) for r in rows]
+
+    shown = asyncio.run(_with_db(settings, work))
+    lines = [
+        f"{s['id']}  {'on ' if s['enabled'] else 'off'}  {s['url']}  {','.join(s['event_types'])}"
+        + (f"  ({s['disabled_reason']})" if s["disabled_reason"] else "")
+        for s in shown
+    ]
+    _emit(args, {"data": shown}, "\n".join(lines) or "no subscriptions")
+    return 0
+
+
+def cmd_deliveries_list(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.api.deliveries import render_delivery
+    from gateway.store import outbox as outbox_store
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.reading() as conn:
+            rows = await outbox_store.list_deliveries(
+                conn,
+                args.tenant,
+                subscription_id=args.subscription,
+                status=args.status,
+                call_id=args.call,
+                limit=args.limit,
+            )
+        return [render_delivery(r) for r in rows]
+
+    shown = asyncio.run(_with_db(settings, work))
+    lines = [
+        f"{d['id']}  {d['status']:<9} {d['event_type']:<22} attempts={d['attempts']} "
+        f"last={d['last_status_code'] or d['last_error'] or '-'}"
+        for d in shown
+    ]
+    _emit(args, {"data": shown}, "\n".join(lines) or "no deliveries")
+    return 0
+
+
+def cmd_deliveries_retry(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import subscriptions as service
+
+    async def work(db: Database) -> None:
+        await service.retry_delivery(db, args.tenant, args.delivery_id, system_clock())
+
+    asyncio.run(_with_db(settings, work))
+    _emit(args, {"id": args.delivery_id, "status": "pending"}, f"delivery {args.delivery_id} queued again")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callgate", description=__doc__.splitlines()[0] if __doc__ else None
@@ -255,6 +356,35 @@ def build_parser() -> argparse.ArgumentParser:
     command(sources, "list", cmd_sources_list, "list a tenant's sources").add_argument(
         "--tenant", required=True
     )
+
+    command(commands, "worker", cmd_worker, "run the outbox worker alone (no HTTP)")
+
+    subs = commands.add_parser("subscriptions", help="customer endpoints").add_subparsers(
+        dest="action", required=True
+    )
+    create_sub = command(
+        subs, "create", cmd_subscriptions_create, "subscribe an endpoint (secret shown once)"
+    )
+    create_sub.add_argument("--tenant", required=True)
+    create_sub.add_argument("--url", required=True)
+    create_sub.add_argument("--event-type", action="append", help="repeatable; default call.*")
+    create_sub.add_argument("--description", default="")
+    command(subs, "list", cmd_subscriptions_list, "list a tenant's subscriptions").add_argument(
+        "--tenant", required=True
+    )
+
+    dels = commands.add_parser("deliveries", help="the delivery log").add_subparsers(
+        dest="action", required=True
+    )
+    list_dels = command(dels, "list", cmd_deliveries_list, "list deliveries, newest first")
+    list_dels.add_argument("--tenant", required=True)
+    list_dels.add_argument("--subscription")
+    list_dels.add_argument("--status", choices=["pending", "succeeded", "dead"])
+    list_dels.add_argument("--call")
+    list_dels.add_argument("--limit", type=int, default=50)
+    retry_del = command(dels, "retry", cmd_deliveries_retry, "send one delivery again now")
+    retry_del.add_argument("--tenant", required=True)
+    retry_del.add_argument("delivery_id")
 
     replay = command(commands, "replay", cmd_replay, "re-run stored raw events through the current adapters")
     replay.add_argument("--source", help="only this source's events")

@@ -29,6 +29,24 @@ class Settings(BaseSettings):
         default=10_000, ge=0
     )  # how long a writer waits for the lock, then 503
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # --- outbound delivery (the outbox worker) ---
+    worker: bool = True  # serve runs the outbox worker in the same process
+    delivery_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    retry_schedule_seconds: list[float] = Field(
+        default=[0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000], min_length=1, max_length=30
+    )
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    throttle_floor_seconds: float = Field(
+        default=60.0, ge=0
+    )  # 429/502/503/504 and timeouts wait at least this
+    disable_after_seconds: float = Field(default=5 * 86_400, gt=0)  # continuous failure, then disabled
+    secret_rotation_seconds: float = Field(default=86_400, ge=0)  # the old secret keeps signing this long
+    allow_private_targets: bool = False  # SSRF: allow loopback/private/... subscription URLs
+    allowed_target_cidrs: list[str] = Field(default=[])  # SSRF: or only these networks
+    worker_lease_seconds: float = Field(default=60.0, gt=0)
+    worker_batch: int = Field(default=100, ge=1, le=1000)
+    worker_concurrency: int = Field(default=64, ge=1, le=1000)  # deliveries in flight per worker
+    worker_poll_seconds: float = Field(default=1.0, gt=0)  # idle wake-up, for rows other processes wrote
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 

@@ -19,6 +19,7 @@ from adapters.base import ParsedEvent
 from gateway.errors import PayloadError
 from gateway.ids import new_id
 from gateway.model import CallState, CallUpdate, MergeResult, Stamp, format_ts, merge
+from gateway.outbox import enqueue_change
 from gateway.phones import normalize
 from gateway.store import calls as call_store
 from gateway.store import events as event_store
@@ -158,27 +159,32 @@ def apply_update(
     if new_aliases:
         result.state.stamps["aliases"] = sorted(known_aliases | set(new_aliases))
     if row is None:
-        call_id = new_id("call")
+        base: dict[str, Any] = {
+            "id": new_id("call"),
+            "tenant_id": job.tenant_id,
+            "source_id": job.source_id,
+            "vendor": job.vendor,
+            "vendor_call_id": update.vendor_call_id or "",
+            "created_at": now,
+        }
         version = 1
         call_store.insert_call(
             conn,
-            call_id=call_id,
-            tenant_id=job.tenant_id,
-            source_id=job.source_id,
-            vendor=job.vendor,
-            vendor_call_id=update.vendor_call_id or "",
+            call_id=base["id"],
             state=result.state,
             now=now,
+            **{k: base[k] for k in ("tenant_id", "source_id", "vendor", "vendor_call_id")},
         )
     else:
-        call_id = row["id"]
+        base = {k: row[k] for k in call_store.IDENTITY}
         version = row["version"] + (1 if result.changed else 0)
         # Bookkeeping can change with no visible change (a late in_progress after completed); it is
         # written too, or the stored call would depend on arrival order. Only visible changes count.
         if result.changed or result.state.stamps != row["stamps"]:
-            call_store.update_call(conn, call_id, result.state, version, now)
+            call_store.update_call(conn, base["id"], result.state, version, now)
+    call_id = base["id"]
     event = (parsed.event_type, parsed.occurred_at)
-    record_change(conn, job.tenant_id, call_id, raw_id, event, result, version, now)
+    record_change(conn, base, raw_id, event, result, version, now)
     changes = [change_of(call_id, version, result)]
     for alias in new_aliases:
         if call_store.insert_alias(conn, job.tenant_id, job.vendor, alias, call_id):
@@ -203,20 +209,20 @@ def _apply_pending(
 
 def record_change(
     conn: Connection,
-    tenant_id: str,
-    call_id: str,
+    base: Mapping[str, Any],
     raw_id: str,
     event: tuple[str, datetime | None],
     result: MergeResult,
     version: int,
     now: datetime,
 ) -> None:
-    """The timeline row of one applied event (``event`` is the vendor's type and time)."""
+    """The timeline row of one applied event (``event`` is the vendor's type and time), and the outbox
+    rows of the change, in the caller's transaction. ``base`` is the call's identity (``IDENTITY``)."""
     event_type, occurred_at = event
     values: dict[str, Any] = {
         "id": new_id("cev"),
-        "tenant_id": tenant_id,
-        "call_id": call_id,
+        "tenant_id": base["tenant_id"],
+        "call_id": base["id"],
         "raw_event_id": raw_id,
         "event_type": event_type[:200],
         "types": [str(t) for t in result.types],
@@ -228,6 +234,8 @@ def record_change(
         "created_at": now,
     }
     call_store.insert_call_event(conn, values)
+    if result.changed:
+        enqueue_change(conn, base, result, version, now)
 
 
 def change_of(call_id: str, version: int, result: MergeResult) -> CallChange:

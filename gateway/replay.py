@@ -175,8 +175,7 @@ def _rebuild(
         unchanged = MergeResult(CallState(row["data"], row["stamps"]), (), (), None)
         record_change(
             conn,
-            raw["tenant_id"],
-            call_id,
+            {k: row[k] for k in call_store.IDENTITY},
             raw_id,
             (raw["event_type"], raw["occurred_at"]),
             unchanged,
@@ -195,17 +194,12 @@ def _rebuild(
     version += 1 if changed else 0
     call_store.update_call(conn, call_id, state, version, now)
     if changed:
-        record_change(
-            conn, _tenant_of(parsed_events), call_id, trigger, (REPLAY_EVENT, None), result, version, now
-        )
+        base = {k: row[k] for k in call_store.IDENTITY}
+        record_change(conn, base, trigger, (REPLAY_EVENT, None), result, version, now)
         summary.calls_changed += 1
         summary.changes.append(change_of(call_id, version, result))
     else:
         summary.calls_unchanged += 1  # bookkeeping only
-
-
-def _tenant_of(parsed_events: list[tuple[RowMapping, ParsedEvent]]) -> str:
-    return str(parsed_events[0][0]["tenant_id"])
 
 
 def recover_page(

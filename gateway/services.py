@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from itsdangerous import URLSafeSerializer
 
@@ -11,6 +11,8 @@ from adapters.base import InboundAdapter
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.ingest import Reparse
+from gateway.outbound.ssrf import TargetPolicy
+from gateway.outbound.worker import Worker
 from gateway.sources import SourceCache
 from gateway.store.db import Database
 from gateway.writer import Writer
@@ -26,3 +28,10 @@ class Services:
     clock: Clock
     reparse: Reparse
     cursors: URLSafeSerializer
+    targets: TargetPolicy = field(default_factory=TargetPolicy)
+    worker: Worker | None = None  # the in-process outbox worker, when serve runs one
+
+    def wake_worker(self) -> None:
+        """After a commit that enqueued deliveries: the in-process worker claims them at once."""
+        if self.worker is not None:
+            self.worker.wake()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+from itsdangerous import BadData
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -102,3 +105,49 @@ async def read_model(request: Request, model: type[M]) -> M:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"]) or None
         raise ValidationFailed(error["msg"], field=field) from None
+
+
+# --- query parameters shared by the list routes --------------------------------------------------------
+
+
+def query_time(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(f"{name} must be an ISO-8601 time", field=name) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def query_choice(request: Request, name: str, allowed: set[str]) -> str | None:
+    value = request.query_params.get(name)
+    if value and value not in allowed:
+        raise ValidationFailed(f"{name} must be one of {', '.join(sorted(allowed))}", field=name)
+    return value or None
+
+
+def query_limit(request: Request, maximum: int, default: int = 50) -> int:
+    raw = request.query_params.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ValidationFailed(f"limit must be 1-{maximum}", field="limit")
+    return int(raw)
+
+
+def query_cursor(request: Request) -> str | None:
+    """The id to continue before, from a signed ``cursor`` (one a list route handed out)."""
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    try:
+        return str(services(request).cursors.loads(raw)["before"])
+    except (BadData, KeyError, TypeError):
+        raise BadRequest("cursor is not valid", field="cursor") from None
+
+
+def next_cursor(request: Request, rows: Sequence[Any], limit: int) -> str | None:
+    """Rows were fetched with ``limit + 1``: a cursor when there is another page."""
+    if len(rows) <= limit:
+        return None
+    return str(services(request).cursors.dumps({"before": rows[limit - 1]["id"]}))

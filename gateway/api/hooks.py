@@ -59,6 +59,8 @@ async def receive(request: Request) -> Response:
         return apply_event(conn, job, svc.clock(), svc.reparse)
 
     result = await svc.writer.submit(work)
+    if any(c.types for c in result.changes):
+        svc.wake_worker()
     unmapped = {
         key: value
         for update in parsed.updates

@@ -17,7 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.model import CallState
 from gateway.store.tables import call_aliases, call_events, calls
 
-_MERGE_COLUMNS = (calls.c.id, calls.c.data, calls.c.stamps, calls.c.version, calls.c.vendor_call_id)
+_MERGE_COLUMNS = (
+    calls.c.id,
+    calls.c.data,
+    calls.c.stamps,
+    calls.c.version,
+    calls.c.tenant_id,
+    calls.c.source_id,
+    calls.c.vendor,
+    calls.c.vendor_call_id,
+    calls.c.created_at,
+)
+IDENTITY = ("id", "tenant_id", "source_id", "vendor", "vendor_call_id", "created_at")
 _BY_KEY = (
     select(*_MERGE_COLUMNS)
     .where(

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -192,4 +193,81 @@ quarantine = Table(
     Column("error", Text, nullable=False),
     Column("resolved_at", UTCDateTime, nullable=True),
     Index(None, "tenant_id", "received_at"),
+)
+
+# --- the outbox: customer subscriptions and their deliveries -----------------------------------------
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("description", String(500), nullable=False),
+    Column("event_types", JSONDoc, nullable=False),  # exact types, "call.*" or "*"
+    # [{"secret": "whsec_…", "expires_at": ISO | null}]: the current one first, rotated ones until expiry
+    Column("secrets", JSONDoc, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", String(200), nullable=True),
+    Column("rate_limit_per_second", Float, nullable=True),
+    Column("max_concurrency", Integer, nullable=True),
+    Column("failing_since", UTCDateTime, nullable=True),  # first failure after the last success
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Index(None, "tenant_id", "id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", ID, primary_key=True),  # also the webhook-id: stable across retries
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("subscription_id", ID, ForeignKey("subscriptions.id"), nullable=False),
+    Column("call_id", ID, ForeignKey("calls.id"), nullable=True),  # null for a ping
+    Column("event_type", String(60), nullable=False),
+    Column("call_version", Integer, nullable=True),
+    Column("sequence", Integer, nullable=False),  # order within (subscription, call)
+    Column("payload", LargeBinary, nullable=False),  # the exact body sent on every attempt
+    # pending (due at next_attempt_at) | succeeded | dead
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),  # attempts in the current retry schedule
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("lease_owner", String(60), nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "subscription_id", "call_id", "sequence"),
+    Index(None, "tenant_id", "id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("delivery_id", ID, ForeignKey("deliveries.id"), nullable=False),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", String(500), nullable=True),
+    Column("response_body", Text, nullable=True),  # the first 8 KiB
+    Column("next_attempt_at", UTCDateTime, nullable=True),  # what was decided
+    Index(None, "delivery_id", "id"),
+)
+
+operator_events = Table(
+    "operator_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=True),
+    Column("kind", String(60), nullable=False),  # e.g. subscription.disabled
+    Column("subject_id", ID, nullable=True),
+    Column("detail", JSONDoc, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "created_at"),
 )

@@ -1,0 +1,373 @@
+"""The outbox worker: claims due deliveries with a lease, sends them, records every attempt, decides.
+
+- A claim is one short transaction that leases rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL); the HTTP
+  request happens after it commits, and its outcome is written in another. No network I/O ever happens
+  inside a database transaction. A worker that dies leaves its leases to expire; the rows are claimed again.
+- Only the oldest pending row of each (subscription, call) is claimable, so one call's events reach an
+  endpoint in order, while other calls flow (``store.outbox.claim``).
+- Per-endpoint ``max_concurrency`` is applied when claiming, ``rate_limit_per_second`` before sending.
+- Every URL is checked against the SSRF policy before every attempt, and the request connects to the
+  address that was checked.
+- ``wake()`` makes an idle worker claim at once: the ingest path calls it after a commit that enqueued
+  deliveries, so the happy path has no polling delay. Otherwise it polls every ``poll_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import structlog
+from sqlalchemy.engine import Connection, RowMapping
+
+from gateway import __version__
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.ids import new_id
+from gateway.outbound.retry import Decision, Outcome, Policy, Verdict, decide, should_disable
+from gateway.outbound.ssrf import BlockedTarget, IPAddress, TargetPolicy, checked_address
+from gateway.signing import sign_standard_webhooks
+from gateway.store import outbox as store
+from gateway.store.db import Database
+from gateway.subscriptions import signing_secrets
+
+log = structlog.get_logger("callgate.worker")
+
+BODY_LIMIT = 8 * 1024  # of the response, kept with the attempt
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    policy: Policy
+    targets: TargetPolicy
+    timeout: float = 15.0
+    lease_seconds: float = 60.0
+    batch: int = 100
+    concurrency: int = 64
+    poll_seconds: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        return cls(
+            policy=Policy(
+                schedule=tuple(settings.retry_schedule_seconds),
+                jitter=settings.retry_jitter,
+                throttle_floor=settings.throttle_floor_seconds,
+                disable_after=settings.disable_after_seconds,
+            ),
+            targets=TargetPolicy.build(settings.allow_private_targets, settings.allowed_target_cidrs),
+            timeout=settings.delivery_timeout_seconds,
+            lease_seconds=settings.worker_lease_seconds,
+            batch=settings.worker_batch,
+            concurrency=settings.worker_concurrency,
+            poll_seconds=settings.worker_poll_seconds,
+        )
+
+
+class RateLimiter:
+    """A token bucket per endpoint (``rate`` deliveries per second, bursts of one second's worth)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = max(rate, 1.0)
+        self.updated = time.monotonic()
+        self.lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+def pinned_request(url: str, address: IPAddress) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL rewritten to the checked address, with the Host header and TLS server name of the original."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=netloc)), {"host": host_header}, extensions
+
+
+def signature_headers(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    signatures = " ".join(sign_standard_webhooks(s, msg_id, timestamp, body) for s in secrets)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signatures,
+        "content-type": "application/json",
+        "user-agent": f"callgate/{__version__}",
+    }
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        config: WorkerConfig,
+        clock: Clock,
+        *,
+        client: httpx.AsyncClient | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.owner = new_id("wrk")
+        self.rng = rng or random.Random()
+        self._client = client
+        self._own_client = client is None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._per_endpoint: defaultdict[str, int] = defaultdict(int)
+        self._limiters: dict[str, RateLimiter] = {}
+        self.attempts = 0
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.config.timeout, follow_redirects=False)
+        return self._client
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="callgate-outbox-worker")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops claiming, lets in-flight deliveries finish (up to ``grace``), releases the rest."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        pending = list(self._inflight.values())
+        if pending:
+            _, unfinished = await asyncio.wait(
+                pending, timeout=grace if grace is not None else self.config.timeout + 5
+            )
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+        left = list(self._inflight)
+        if left:
+            await self.db.run_write(lambda conn: store.release(conn, left, self.owner))
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                claimed = await self.claim_and_dispatch()
+            except Exception:  # the database is away: keep the worker alive, try again soon
+                log.exception("outbox claim failed")
+                claimed = 0
+            if claimed == 0 and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_seconds)
+
+    async def run_once(self) -> int:
+        """Claims what is due now, delivers it, and waits for the outcomes (tests, and draining)."""
+        claimed = await self.claim_and_dispatch()
+        if self._inflight:
+            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        return claimed
+
+    async def claim_and_dispatch(self) -> int:
+        room = self.config.concurrency - len(self._inflight)
+        if room <= 0:
+            return 0
+        busy = dict(self._per_endpoint)
+        now = self.clock()
+        until = now + timedelta(seconds=self.config.lease_seconds)
+
+        def work(conn: Connection) -> list[RowMapping]:
+            candidates = store.claim(conn, now=now, limit=min(room, self.config.batch) * 2)
+            chosen: list[RowMapping] = []
+            taken: defaultdict[str, int] = defaultdict(int)
+            for row in candidates:
+                sub = row["subscription_id"]
+                cap = row["max_concurrency"]
+                if row["id"] in self._inflight or (cap and busy.get(sub, 0) + taken[sub] >= cap):
+                    continue
+                chosen.append(row)
+                taken[sub] += 1
+                if len(chosen) >= room:
+                    break
+            store.lease(conn, [r["id"] for r in chosen], self.owner, until)
+            return chosen
+
+        rows = await self.db.run_write(work)
+        for row in rows:
+            self._per_endpoint[row["subscription_id"]] += 1
+            task = asyncio.create_task(self._deliver(row))
+            self._inflight[row["id"]] = task
+            task.add_done_callback(partial(self._done, row))
+        return len(rows)
+
+    def _done(self, row: RowMapping, _task: object) -> None:
+        self._inflight.pop(row["id"], None)
+        sub = row["subscription_id"]
+        self._per_endpoint[sub] -= 1
+        if self._per_endpoint[sub] <= 0:
+            del self._per_endpoint[sub]
+        self._wake.set()  # a slot is free, and the next event of this call may be due
+
+    async def _deliver(self, row: RowMapping) -> None:
+        rate = row["rate_limit_per_second"]
+        if rate:
+            limiter = self._limiters.get(row["subscription_id"])
+            if limiter is None or limiter.rate != rate:
+                limiter = self._limiters[row["subscription_id"]] = RateLimiter(rate)
+            await limiter.acquire()
+        attempted_at = self.clock()
+        started = time.perf_counter()
+        outcome, body_text = await self._send(row, attempted_at)
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        self.attempts += 1
+        now = self.clock()
+        decision = decide(self.config.policy, row["attempts"] + 1, outcome, now, self.rng)
+        try:
+            await self.db.run_write(
+                lambda conn: self._record(
+                    conn, row, outcome, decision, body_text, attempted_at, latency_ms, now
+                )
+            )
+        except Exception:  # the lease expires and the delivery is sent again: at least once
+            log.exception("recording a delivery attempt failed", delivery_id=row["id"])
+            return
+        log.info(
+            "delivery",
+            delivery_id=row["id"],
+            subscription_id=row["subscription_id"],
+            event_type=row["event_type"],
+            status_code=outcome.status_code,
+            error=outcome.error,
+            verdict=decision.verdict.value,
+            latency_ms=latency_ms,
+        )
+
+    async def _send(self, row: RowMapping, now: datetime) -> tuple[Outcome, str | None]:
+        secrets = signing_secrets(row["secrets"], now)
+        headers = signature_headers(secrets, row["id"], int(now.timestamp()), row["payload"])
+        try:
+            address = await checked_address(self.config.targets, row["url"])
+            url, host, extensions = pinned_request(row["url"], address)
+            request = self.client.build_request(
+                "POST", url, content=row["payload"], headers={**headers, **host}, extensions=extensions
+            )
+            response = await self.client.send(request, stream=True)
+            try:
+                kept = bytearray()
+                async for chunk in response.aiter_raw():
+                    kept += chunk
+                    if len(kept) >= BODY_LIMIT:
+                        break
+            finally:
+                await response.aclose()
+            text = bytes(kept[:BODY_LIMIT]).decode("utf-8", "replace")
+            return Outcome(
+                status_code=response.status_code, retry_after=response.headers.get("retry-after")
+            ), text
+        except BlockedTarget as exc:
+            return Outcome(error=f"blocked: {exc}"), None
+        except httpx.TimeoutException:
+            return Outcome(error=f"timeout after {self.config.timeout:g} s", timed_out=True), None
+        except (httpx.HTTPError, OSError) as exc:
+            return Outcome(error=f"{type(exc).__name__}: {exc}"[:500]), None
+
+    def _record(
+        self,
+        conn: Connection,
+        row: RowMapping,
+        outcome: Outcome,
+        decision: Decision,
+        body_text: str | None,
+        attempted_at: datetime,
+        latency_ms: int,
+        now: datetime,
+    ) -> None:
+        store.record_attempt(
+            conn,
+            {
+                "id": new_id("att"),
+                "delivery_id": row["id"],
+                "tenant_id": row["tenant_id"],
+                "attempted_at": attempted_at,
+                "status_code": outcome.status_code,
+                "latency_ms": latency_ms,
+                "error": outcome.error,
+                "response_body": body_text,
+                "next_attempt_at": decision.next_attempt_at,
+            },
+        )
+        values: dict[str, Any] = {
+            "attempts": row["attempts"] + 1,
+            "last_status_code": outcome.status_code,
+            "last_error": outcome.error,
+            "updated_at": now,
+        }
+        if decision.verdict is Verdict.RETRY:
+            values["next_attempt_at"] = decision.next_attempt_at
+        else:
+            values |= {
+                "status": "succeeded" if decision.verdict is Verdict.SUCCEEDED else "dead",
+                "completed_at": now,
+            }
+        if not store.update_delivery(conn, row["id"], self.owner, values):
+            return  # the lease ran out and another worker owns the row now; the attempt stays logged
+        sub = row["subscription_id"]
+        if decision.verdict is Verdict.SUCCEEDED:
+            if row["failing_since"] is not None:
+                store.update_subscription(conn, sub, {"failing_since": None})
+            return
+        failing_since = row["failing_since"] or now
+        if row["failing_since"] is None:
+            store.update_subscription(conn, sub, {"failing_since": now})
+        if decision.verdict is Verdict.GONE:
+            self._disable(conn, row, now, "endpoint answered 410 Gone")
+        elif should_disable(self.config.policy, failing_since, now):
+            self._disable(conn, row, now, f"failing continuously since {failing_since.isoformat()}")
+
+    def _disable(self, conn: Connection, row: RowMapping, now: datetime, reason: str) -> None:
+        store.update_subscription(
+            conn,
+            row["subscription_id"],
+            {"enabled": False, "disabled_reason": reason[:200], "updated_at": now},
+        )
+        store.record_operator_event(
+            conn,
+            {
+                "id": new_id("opv"),
+                "tenant_id": row["tenant_id"],
+                "kind": "subscription.disabled",
+                "subject_id": row["subscription_id"],
+                "detail": {"reason": reason, "delivery_id": row["id"]},
+                "created_at": now,
+            },
+        )
+        log.warning("subscription disabled", subscription_id=row["subscription_id"], reason=reason)

@@ -1,0 +1,187 @@
+"""The outbox tables: subscriptions, deliveries and their attempts. Synchronous Core for the ingest batch
+and the worker's claims; async reads for the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.tables import deliveries, delivery_attempts, operator_events, subscriptions
+
+_ACTIVE = select(subscriptions.c.id, subscriptions.c.event_types).where(
+    subscriptions.c.tenant_id == bindparam("tenant_id"),
+    subscriptions.c.enabled.is_(True),
+    subscriptions.c.deleted_at.is_(None),
+)
+_INSERT_DELIVERY = insert(deliveries)
+
+
+def active_subscriptions(conn: Connection, tenant_id: str) -> Sequence[RowMapping]:
+    return conn.execute(_ACTIVE, {"tenant_id": tenant_id}).mappings().all()
+
+
+def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(_INSERT_DELIVERY, [dict(r) for r in rows])
+
+
+# --- the worker's side --------------------------------------------------------------------------------
+
+_earlier = deliveries.alias("earlier")
+
+
+def claim(conn: Connection, *, now: datetime, limit: int) -> Sequence[RowMapping]:
+    """Due rows of enabled endpoints, each the oldest undelivered row of its (subscription, call).
+
+    A row waits while an earlier row of the same call for the same endpoint is still pending (per-call
+    order); rows of other calls are not held up. PostgreSQL skips rows another worker has locked.
+    """
+    head_of_line = ~exists().where(
+        _earlier.c.subscription_id == deliveries.c.subscription_id,
+        _earlier.c.call_id == deliveries.c.call_id,
+        _earlier.c.status == "pending",
+        or_(
+            _earlier.c.sequence < deliveries.c.sequence,
+            and_(_earlier.c.sequence == deliveries.c.sequence, _earlier.c.id < deliveries.c.id),
+        ),
+    )
+    query = (
+        select(
+            deliveries.c.id,
+            deliveries.c.tenant_id,
+            deliveries.c.subscription_id,
+            deliveries.c.call_id,
+            deliveries.c.event_type,
+            deliveries.c.payload,
+            deliveries.c.attempts,
+            subscriptions.c.url,
+            subscriptions.c.secrets,
+            subscriptions.c.rate_limit_per_second,
+            subscriptions.c.max_concurrency,
+            subscriptions.c.failing_since,
+        )
+        .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+        .where(
+            deliveries.c.status == "pending",
+            deliveries.c.next_attempt_at <= now,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
+            subscriptions.c.enabled.is_(True),
+            subscriptions.c.deleted_at.is_(None),
+            head_of_line,
+        )
+        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(of=deliveries, skip_locked=True)
+    return conn.execute(query).mappings().all()
+
+
+def lease(conn: Connection, ids: Sequence[str], owner: str, until: datetime) -> None:
+    if ids:
+        conn.execute(
+            update(deliveries).where(deliveries.c.id.in_(ids)).values(lease_until=until, lease_owner=owner)
+        )
+
+
+def release(conn: Connection, ids: Sequence[str], owner: str) -> None:
+    if ids:
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(ids), deliveries.c.lease_owner == owner, deliveries.c.status == "pending"
+            )
+            .values(lease_until=None, lease_owner=None)
+        )
+
+
+def next_due(conn: Connection) -> datetime | None:
+    query = select(deliveries.c.next_attempt_at).where(deliveries.c.status == "pending")
+    return conn.execute(query.order_by(deliveries.c.next_attempt_at).limit(1)).scalar_one_or_none()
+
+
+def record_attempt(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(delivery_attempts), dict(values))
+
+
+def update_delivery(conn: Connection, delivery_id: str, owner: str, values: Mapping[str, Any]) -> bool:
+    """Applies the outcome, only if this worker still holds the lease (else another one took over)."""
+    result = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.lease_owner == owner)
+        .values(lease_until=None, lease_owner=None, **values)
+    )
+    return bool(result.rowcount)
+
+
+def update_subscription(conn: Connection, subscription_id: str, values: Mapping[str, Any]) -> None:
+    conn.execute(update(subscriptions).where(subscriptions.c.id == subscription_id).values(**values))
+
+
+def record_operator_event(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(operator_events), dict(values))
+
+
+# --- reads for the API --------------------------------------------------------------------------------
+
+
+async def get_subscription(conn: AsyncConnection, tenant_id: str, subscription_id: str) -> RowMapping | None:
+    query = select(subscriptions).where(
+        subscriptions.c.tenant_id == tenant_id,
+        subscriptions.c.id == subscription_id,
+        subscriptions.c.deleted_at.is_(None),
+    )
+    return (await conn.execute(query)).mappings().first()
+
+
+async def list_subscriptions(conn: AsyncConnection, tenant_id: str) -> Sequence[RowMapping]:
+    query = (
+        select(subscriptions)
+        .where(subscriptions.c.tenant_id == tenant_id, subscriptions.c.deleted_at.is_(None))
+        .order_by(subscriptions.c.id)
+    )
+    return (await conn.execute(query)).mappings().all()
+
+
+async def get_delivery(conn: AsyncConnection, tenant_id: str, delivery_id: str) -> RowMapping | None:
+    query = select(deliveries).where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id)
+    return (await conn.execute(query)).mappings().first()
+
+
+async def list_attempts(conn: AsyncConnection, delivery_id: str) -> Sequence[RowMapping]:
+    query = select(delivery_attempts).where(delivery_attempts.c.delivery_id == delivery_id)
+    return (await conn.execute(query.order_by(delivery_attempts.c.id))).mappings().all()
+
+
+async def list_deliveries(
+    conn: AsyncConnection,
+    tenant_id: str,
+    *,
+    subscription_id: str | None = None,
+    status: str | None = None,
+    call_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: str | None = None,
+    limit: int = 50,
+) -> Sequence[RowMapping]:
+    query = select(deliveries).where(deliveries.c.tenant_id == tenant_id)
+    for column, value in (
+        (deliveries.c.subscription_id, subscription_id),
+        (deliveries.c.status, status),
+        (deliveries.c.call_id, call_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(deliveries.c.created_at >= since)
+    if until is not None:
+        query = query.where(deliveries.c.created_at < until)
+    if before_id is not None:
+        query = query.where(deliveries.c.id < before_id)
+    return (await conn.execute(query.order_by(deliveries.c.id.desc()).limit(limit))).mappings().all()
