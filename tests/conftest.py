@@ -10,7 +10,7 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.store.db import Database
 from gateway.store.migrate import upgrade
+from gateway.writer import Writer
 
 PG_URL = os.environ.get("CALLGATE_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgres"] if PG_URL else [])]
@@ -155,3 +157,18 @@ def start_gateway(settings: Settings, **app_kwargs: Any) -> Iterator[Gateway]:
 @pytest.fixture
 def gateway(db_url: str) -> Iterator[Gateway]:
     yield from start_gateway(make_settings(db_url))
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def writer(db: Database) -> AsyncIterator[Writer]:
+    running = Writer(db, max_batch=64)
+    running.start()
+    yield running
+    await running.stop()

@@ -30,16 +30,18 @@ async def new_source(db: Database, vendor: str) -> tuple[str, str]:
     return tenant_id, row["id"]
 
 
-async def ingest(db: Database, tenant_id: str, source_id: str, vendor: str, body: bytes) -> IngestResult:
+async def ingest(
+    db: Database, tenant_id: str, source_id: str, vendor: str, body: bytes, now: datetime = NOW
+) -> IngestResult:
     parsed = reparse(vendor, {}, body)
-    job = IngestJob(tenant_id, source_id, vendor, parsed, {"content-type": "application/json"}, body, NOW)
-    return await db.run_write(lambda conn: apply_event(conn, job, NOW, reparse))
+    job = IngestJob(tenant_id, source_id, vendor, parsed, {"content-type": "application/json"}, body, now)
+    return await db.run_write(lambda conn: apply_event(conn, job, now, reparse))
 
 
 async def ingest_fixture(
-    db: Database, tenant_id: str, source_id: str, vendor: str, name: str
+    db: Database, tenant_id: str, source_id: str, vendor: str, name: str, now: datetime = NOW
 ) -> IngestResult:
-    return await ingest(db, tenant_id, source_id, vendor, (FIXTURES / vendor / name).read_bytes())
+    return await ingest(db, tenant_id, source_id, vendor, (FIXTURES / vendor / name).read_bytes(), now)
 
 
 async def call_rows(db: Database, tenant_id: str) -> list[dict[str, Any]]:

@@ -1,0 +1,326 @@
+"""The outbox worker against real loopback endpoints and a real database, with an injected clock: signed
+deliveries, retries (flapping, 429 with Retry-After, 301, 410, timeouts), rotation, per-call order."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from standardwebhooks import Webhook
+
+from gateway import subscriptions as service
+from gateway.outbound.retry import Policy
+from gateway.outbound.ssrf import TargetPolicy
+from gateway.outbound.worker import Worker, WorkerConfig
+from gateway.store.db import Database
+from gateway.store.tables import deliveries, delivery_attempts, operator_events, subscriptions
+from tests.helpers import FIXTURES
+from tests.outbound.receiver import Received, Receiver, Reply, receiver
+from tests.store.helpers import ingest, ingest_fixture, new_source
+
+pytestmark = pytest.mark.anyio
+
+LOOPBACK = TargetPolicy.build(False, ["127.0.0.0/8"])
+START = datetime.now(UTC).replace(microsecond=0)  # real time: Webhook.verify checks it
+
+
+@dataclass
+class FakeClock:
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Setup:
+    db: Database
+    clock: FakeClock
+    tenant: str
+    source: str
+    subscription: dict[str, Any]
+    secret: str
+    worker: Worker
+
+    async def ingest(self, name: str, vendor: str = "graph8") -> None:
+        await ingest_fixture(self.db, self.tenant, self.source, vendor, name, self.clock())
+
+    async def rows(self, table: Any = deliveries) -> list[dict[str, Any]]:
+        async with self.db.reading() as conn:
+            query = select(table).where(table.c.tenant_id == self.tenant).order_by(table.c.id)
+            result = await conn.execute(query)
+            return [dict(r) for r in result.mappings().all()]
+
+
+@pytest.fixture
+async def make(db: Database) -> AsyncIterator[Any]:
+    workers: list[Worker] = []
+
+    async def build(
+        url: str, policy: Policy | None = None, delivery_timeout: float = 2.0, **sub: Any
+    ) -> Setup:
+        clock = FakeClock()
+        tenant, source = await new_source(db, "graph8")
+        row, secret = await service.create(
+            db,
+            LOOPBACK,
+            clock(),
+            tenant_id=tenant,
+            url=url,
+            event_types=sub.pop("event_types", ["call.*"]),
+            **sub,
+        )
+        config = WorkerConfig(policy=policy or Policy(), targets=LOOPBACK, timeout=delivery_timeout)
+        worker = Worker(db, config, clock, rng=random.Random(7))
+        workers.append(worker)
+        return Setup(db, clock, tenant, source, row, secret, worker)
+
+    yield build
+    for worker in workers:
+        await worker.stop(grace=1)
+
+
+def scripted(*statuses: int | tuple[int, dict[str, str]]) -> Any:
+    """Answers the given statuses in order, then 200 forever."""
+    queue = list(statuses)
+
+    def behave(state: Receiver, request: Received) -> Reply:
+        if not queue:
+            return 200, {}, b"ok"
+        item = queue.pop(0)
+        status, headers = item if isinstance(item, tuple) else (item, {})
+        return status, headers, f"status {status}".encode()
+
+    return behave
+
+
+async def test_a_change_is_delivered_signed_and_verifiable(make: Any) -> None:
+    with receiver() as endpoint:
+        s = await make(endpoint.url)
+        await s.ingest("call_completed.json")
+        assert await s.worker.run_once() == 1
+        (got,) = endpoint.received
+        Webhook(s.secret).verify(got.body, got.headers)  # the reference library, timestamp check and all
+        assert got.verifies_with(s.secret)
+        assert not got.verifies_with(service.new_secret())
+        assert got.json["type"] == "call.completed"
+        assert got.json["data"]["call"]["status"] == "completed"
+        assert got.json["data"]["version"] == 1
+        assert got.headers["user-agent"].startswith("callgate/")
+        (row,) = await s.rows()
+        assert got.headers["webhook-id"] == row["id"]
+        assert row["status"] == "succeeded"
+        (attempt,) = await s.rows(delivery_attempts)
+        assert attempt["status_code"] == 200
+        assert attempt["response_body"] == '{"ok": true}'
+
+
+async def test_a_flapping_endpoint_is_retried_on_schedule_with_a_stable_id(make: Any) -> None:
+    with receiver(scripted(500, 500)) as endpoint:
+        s = await make(endpoint.url)
+        await s.ingest("call_completed.json")
+        await s.worker.run_once()
+        (row,) = await s.rows()
+        assert row["status"] == "pending"
+        wait = (row["next_attempt_at"] - s.clock.now).total_seconds()
+        assert 4 <= wait <= 6  # 5 s ± 20 %
+        assert await s.worker.run_once() == 0  # not due yet: the clock has not moved
+        s.clock.advance(wait)
+        await s.worker.run_once()
+        (row,) = await s.rows()
+        assert 240 <= (row["next_attempt_at"] - s.clock.now).total_seconds() <= 360  # 5 min ± 20 %
+        s.clock.advance(400)
+        await s.worker.run_once()
+        (row,) = await s.rows()
+        assert row["status"] == "succeeded"
+        assert len({r.headers["webhook-id"] for r in endpoint.received}) == 1
+        assert len({r.headers["webhook-timestamp"] for r in endpoint.received}) == 3  # per attempt
+        assert [a["status_code"] for a in await s.rows(delivery_attempts)] == [500, 500, 200]
+
+
+@pytest.mark.parametrize("as_date", [False, True])
+async def test_retry_after_is_honoured_within_the_clamp(make: Any, as_date: bool) -> None:
+    policy = Policy(schedule=(0, 100, 100), throttle_floor=60)
+    retry_after = format_datetime(START + timedelta(seconds=150), usegmt=True) if as_date else "150"
+    with receiver(scripted((429, {"retry-after": retry_after}))) as endpoint:
+        s = await make(endpoint.url, policy=policy)
+        await s.ingest("call_completed.json")
+        await s.worker.run_once()
+        (row,) = await s.rows()
+        # scheduled 100 s ± 20 %, the endpoint asked for 150 s: within [scheduled, 2 x scheduled], so honoured
+        assert (row["next_attempt_at"] - START).total_seconds() == pytest.approx(150, abs=1)
+        assert endpoint.received
+
+
+async def test_a_redirect_is_a_failure_and_is_not_followed(make: Any) -> None:
+    with receiver() as elsewhere, receiver(scripted((301, {"location": "REPLACE"}))) as endpoint:
+        endpoint.behaviour = scripted((301, {"location": elsewhere.url}))
+        s = await make(endpoint.url)
+        await s.ingest("call_completed.json")
+        await s.worker.run_once()
+        (row,) = await s.rows()
+        assert (row["status"], row["last_status_code"]) == ("pending", 301)
+        assert elsewhere.received == []
+
+
+async def test_410_disables_the_endpoint_and_records_an_operator_event(make: Any) -> None:
+    with receiver(scripted(410)) as endpoint:
+        s = await make(endpoint.url)
+        await s.ingest("call_completed.json")
+        await s.worker.run_once()
+        (row,) = await s.rows()
+        assert row["status"] == "dead"
+        (sub,) = await s.rows(subscriptions)
+        assert not sub["enabled"]
+        assert "410" in sub["disabled_reason"]
+        (event,) = await s.rows(operator_events)
+        assert event["kind"] == "subscription.disabled"
+        await s.ingest("call_transcript_ready.json")  # a disabled endpoint gets nothing new
+        assert len(await s.rows()) == 1
+
+
+async def test_a_hanging_endpoint_times_out_and_waits_at_least_a_minute(make: Any) -> None:
+    with receiver(delay=1.5) as endpoint:
+        s = await make(endpoint.url, delivery_timeout=0.3)
+        await s.ingest("call_completed.json")
+        await s.worker.run_once()
+        (row,) = await s.rows()
+        assert row["status"] == "pending"
+        assert "timeout" in row["last_error"]
+        assert (row["next_attempt_at"] - s.clock.now).total_seconds() >= 60
+
+
+async def test_rotation_signs_with_both_secrets_until_the_old_one_expires(make: Any) -> None:
+    with receiver() as endpoint:
+        s = await make(endpoint.url)
+        _, new = await service.rotate(s.db, s.tenant, s.subscription["id"], s.clock(), grace_seconds=86_400)
+        await s.ingest("call_initiating.json")
+        await s.worker.run_once()
+        first = endpoint.received[-1]
+        assert len(first.headers["webhook-signature"].split()) == 2
+        assert first.verifies_with(s.secret)
+        assert first.verifies_with(new)
+        s.clock.advance(86_401)
+        await s.ingest("call_ringing.json")
+        await s.worker.run_once()
+        later = endpoint.received[-1]
+        assert later.verifies_with(new)
+        assert not later.verifies_with(s.secret)
+
+
+async def test_one_calls_events_stay_in_order_under_retries_while_other_calls_flow(make: Any) -> None:
+    """Call A's first delivery fails twice; its later events wait for it; call B is not held up."""
+    failures = {"left": 2}
+
+    def behave(state: Receiver, request: Received) -> Reply:
+        call = request.json["data"]["call"]["vendor_call_id"]
+        if call == "rm_a" and request.json["data"]["version"] == 1 and failures["left"]:
+            failures["left"] -= 1
+            return 503, {}, b"busy"
+        return 200, {}, b"ok"
+
+    with receiver(behave) as endpoint:
+        s = await make(endpoint.url, event_types=["call.initiating", "call.ringing", "call.in_progress"])
+        for room in ("rm_a", "rm_b"):
+            for name in ("call_initiating.json", "call_ringing.json", "call_in_progress.json"):
+                body = (await _fixture_with_room(name, room)).encode()
+                await ingest(s.db, s.tenant, s.source, "graph8", body, s.clock())
+        for _ in range(6):
+            await s.worker.run_once()
+        delivered = [
+            (r.json["data"]["call"]["vendor_call_id"], r.json["data"]["version"]) for r in endpoint.received
+        ]
+        assert [v for c, v in delivered if c == "rm_b"] == [1, 2, 3]  # B flowed
+        assert [v for c, v in delivered if c == "rm_a"] == [1]  # A: only its head, which failed
+        for _ in range(6):  # retries at ~60 s (throttled), then ~5 min
+            s.clock.advance(400)
+            await s.worker.run_once()
+        delivered = [
+            (r.json["data"]["call"]["vendor_call_id"], r.json["data"]["version"]) for r in endpoint.received
+        ]
+        assert [v for c, v in delivered if c == "rm_a"] == [1, 1, 1, 2, 3]  # retried, then in order
+        assert {r["status"] for r in await s.rows()} == {"succeeded"}
+
+
+async def _fixture_with_room(name: str, room: str) -> str:
+    doc = json.loads((FIXTURES / "graph8" / name).read_bytes())
+    doc["id"] = f"{doc['id']}_{room}"
+    doc["data"]["room_name"] = room
+    return json.dumps(doc)
+
+
+async def test_five_days_of_failure_disable_the_endpoint(make: Any) -> None:
+    with receiver(lambda state, request: (500, {}, b"down")) as endpoint:
+        s = await make(endpoint.url, policy=Policy(schedule=(0, 3600) * 100, disable_after=5 * 86_400))
+        await s.ingest("call_completed.json")
+        for _ in range(130):
+            await s.worker.run_once()
+            s.clock.advance(4400)
+            (sub,) = await s.rows(subscriptions)
+            if not sub["enabled"]:
+                break
+        assert not sub["enabled"]
+        assert "failing continuously" in sub["disabled_reason"]
+        assert s.clock.now - START >= timedelta(days=5)
+        assert len(endpoint.received) < 130
+
+
+async def test_exhausted_rows_are_dead_and_recover_requeues_them(make: Any) -> None:
+    with receiver(scripted(500, 500)) as endpoint:
+        s = await make(endpoint.url, policy=Policy(schedule=(0,)))
+        await s.ingest("call_completed.json")
+        await s.worker.run_once()
+        (row,) = await s.rows()
+        assert row["status"] == "dead"
+        count = await service.recover(
+            s.db, s.tenant, s.subscription["id"], START - timedelta(hours=1), s.clock()
+        )
+        assert count == 1
+        await s.worker.run_once()  # 500 again: dead again (one attempt per schedule)
+        await service.retry_delivery(s.db, s.tenant, row["id"], s.clock())
+        await s.worker.run_once()
+        (row,) = await s.rows()
+        assert row["status"] == "succeeded"
+        assert len(endpoint.received) == 3
+
+
+async def test_max_concurrency_limits_claims_per_endpoint(make: Any) -> None:
+    with receiver() as endpoint:
+        s = await make(endpoint.url, max_concurrency=1)
+        for room in ("rm_1", "rm_2", "rm_3"):
+            await ingest(
+                s.db,
+                s.tenant,
+                s.source,
+                "graph8",
+                (await _fixture_with_room("call_completed.json", room)).encode(),
+                s.clock(),
+            )
+        assert await s.worker.run_once() == 1
+        assert await s.worker.run_once() == 1
+        assert len(endpoint.received) == 2
+
+
+async def test_a_ping_and_the_ssrf_check_at_delivery_time(make: Any) -> None:
+    with receiver() as endpoint:
+        s = await make(endpoint.url)
+        await service.send_test(s.db, s.tenant, s.subscription["id"], s.clock())
+        await s.worker.run_once()
+        assert endpoint.received[-1].json["type"] == "ping"
+        strict = Worker(s.db, replace(s.worker.config, targets=TargetPolicy()), s.clock)
+        await service.send_test(s.db, s.tenant, s.subscription["id"], s.clock())
+        await strict.run_once()
+        await strict.stop(grace=1)
+        assert len(endpoint.received) == 1
+        blocked = [a for a in await s.rows(delivery_attempts) if a["error"]]
+        assert "blocked" in blocked[0]["error"]
