@@ -85,6 +85,7 @@ async def create(
     max_concurrency: int | None = None,
     enabled: bool = True,
 ) -> tuple[dict[str, Any], str]:
+    event_types = validate_event_types(event_types)
     await check_target(policy, url)
     secret = new_secret()
     row = {
@@ -92,7 +93,7 @@ async def create(
         "tenant_id": tenant_id,
         "url": url,
         "description": description,
-        "event_types": validate_event_types(event_types),
+        "event_types": event_types,
         "secrets": [{"secret": secret, "expires_at": None}],
         "enabled": enabled,
         "disabled_reason": None,
@@ -127,7 +128,7 @@ async def modify(db: Database, tenant_id: str, subscription_id: str, values: Map
     def work(conn: Connection) -> RowMapping:
         _locked(conn, tenant_id, subscription_id)
         outbox_store.update_subscription(conn, subscription_id, values)
-        return _locked(conn, tenant_id, subscription_id)
+        return conn.execute(select(subscriptions).where(subscriptions.c.id == subscription_id)).mappings().one()
 
     return await db.run_write(work)
 
