@@ -128,7 +128,8 @@ async def modify(db: Database, tenant_id: str, subscription_id: str, values: Map
     def work(conn: Connection) -> RowMapping:
         _locked(conn, tenant_id, subscription_id)
         outbox_store.update_subscription(conn, subscription_id, values)
-        return conn.execute(select(subscriptions).where(subscriptions.c.id == subscription_id)).mappings().one()
+        query = select(subscriptions).where(subscriptions.c.id == subscription_id)
+        return conn.execute(query).mappings().one()
 
     return await db.run_write(work)
 

@@ -180,13 +180,13 @@ class Worker:
 
     async def _loop(self) -> None:
         while not self._stopping:
+            self._wake.clear()  # before claiming: a wake-up during the claim is not lost
             try:
                 claimed = await self.claim_and_dispatch()
             except Exception:  # the database is away: keep the worker alive, try again soon
                 log.exception("outbox claim failed")
                 claimed = 0
             if claimed == 0 and not self._stopping:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_seconds)
 
