@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.errors import PayloadError
@@ -225,6 +225,24 @@ def segment(speaker: str | None, words: str | None, **times: Any) -> JSONObject:
         seg["vendor_speaker"] = raw
     seg.update(compact(times))
     return seg
+
+
+def objects(parent: Mapping[str, Any], key: str, path: str) -> list[tuple[str, JSONObject]]:
+    """The objects of a list field, each with its path for error messages (``transcript[2]``)."""
+    out = []
+    for i, item in enumerate(arr(parent, key, path)):
+        item_path = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            raise PayloadError(f"{item_path} must be an object", field=item_path)
+        out.append((item_path, item))
+    return out
+
+
+def at_offset(start: datetime | None, millis: int | None) -> str | None:
+    """The instant ``millis`` after ``start`` (a transcript offset), as call-model text."""
+    if start is None or millis is None:
+        return None
+    return iso(start + timedelta(milliseconds=millis))
 
 
 def offset_ms(start: datetime | None, at: datetime | None) -> int | None:

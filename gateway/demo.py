@@ -60,7 +60,7 @@ def signed_headers(source: Mapping[str, Any], body: bytes, now: int | None = Non
 
 
 @dataclass(frozen=True, slots=True)
-class Clock:
+class SampleTimes:
     start: datetime
 
     def at(self, seconds: float) -> str:
@@ -70,7 +70,7 @@ class Clock:
         return int((self.start + timedelta(seconds=seconds)).timestamp())
 
 
-def _graph8(run: str, t: Clock) -> list[JSON]:
+def _graph8(run: str, t: SampleTimes) -> list[JSON]:
     data = {
         "room_name": f"rm_demo_{run}",
         "session_id": f"ses_{run}",
@@ -151,7 +151,7 @@ def _graph8(run: str, t: Clock) -> list[JSON]:
     ]
 
 
-def _voiceapi(run: str, t: Clock) -> list[JSON]:
+def _voiceapi(run: str, t: SampleTimes) -> list[JSON]:
     data = {
         "agent_id": "agt_reminders",
         "direction": "outbound",
@@ -183,7 +183,7 @@ def _voiceapi(run: str, t: Clock) -> list[JSON]:
     ]
 
 
-def _callsv1(run: str, t: Clock) -> list[JSON]:
+def _callsv1(run: str, t: SampleTimes) -> list[JSON]:
     call_id = int(run[:8], 16)
     call = {
         "call_id": call_id,
@@ -279,7 +279,7 @@ def _callsv1(run: str, t: Clock) -> list[JSON]:
     ]
 
 
-def _qualifier(run: str, t: Clock) -> list[JSON]:
+def _qualifier(run: str, t: SampleTimes) -> list[JSON]:
     call = {
         "id": f"rtc_{run}",
         "direction": "outbound",
@@ -329,7 +329,7 @@ def _qualifier(run: str, t: Clock) -> list[JSON]:
     ]
 
 
-def _voicecalls(run: str, t: Clock) -> list[JSON]:
+def _voicecalls(run: str, t: SampleTimes) -> list[JSON]:
     call = {"id": f"vc_{run}", "campaignId": "camp_demo", "direction": "Inbound", "createdAt": t.at(0)}
     done = {
         **call,
@@ -367,7 +367,7 @@ def _voicecalls(run: str, t: Clock) -> list[JSON]:
     ]
 
 
-def _livekit(run: str, t: Clock) -> list[JSON]:
+def _livekit(run: str, t: SampleTimes) -> list[JSON]:
     room = {"sid": f"RM_{run}", "name": f"call-{run}"}
     participant = {
         "sid": f"PA_{run}",
@@ -418,7 +418,7 @@ def _livekit(run: str, t: Clock) -> list[JSON]:
     ]
 
 
-SAMPLES: Mapping[str, Callable[[str, Clock], list[JSON]]] = {
+SAMPLES: Mapping[str, Callable[[str, SampleTimes], list[JSON]]] = {
     "graph8": _graph8,
     "voiceapi": _voiceapi,
     "callsv1": _callsv1,
@@ -429,7 +429,7 @@ SAMPLES: Mapping[str, Callable[[str, Clock], list[JSON]]] = {
 
 
 def samples(vendor: str, run: str, start: datetime) -> list[bytes]:
-    return [json.dumps(doc).encode() for doc in SAMPLES[vendor](run, Clock(start))]
+    return [json.dumps(doc).encode() for doc in SAMPLES[vendor](run, SampleTimes(start))]
 
 
 # --- the run ------------------------------------------------------------------------------------------

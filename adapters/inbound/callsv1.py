@@ -10,7 +10,7 @@ sessions, and a mic session's ``from_number`` is an internal identifier, not a p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from adapters.base import (
@@ -19,6 +19,7 @@ from adapters.base import (
     JSONObject,
     ParsedEvent,
     arr,
+    at_offset,
     body_sha256,
     compact,
     extra,
@@ -27,6 +28,7 @@ from adapters.base import (
     load_object,
     number,
     obj,
+    objects,
     segment,
     snake,
     text,
@@ -96,20 +98,16 @@ def _grade(envelope: JSONObject, call: JSONObject) -> JSONObject | None:
 
 def _transcript(envelope: JSONObject, started: datetime | None) -> list[JSONObject]:
     segments = []
-    for i, line in enumerate(arr(envelope, "transcript", "transcript")):
-        path = f"transcript[{i}]"
-        if not isinstance(line, dict):
-            raise PayloadError(f"{path} must be an object", field=path)
+    for path, line in objects(envelope, "transcript", "transcript"):
         start_ms = integer(line, "start_ms", f"{path}.start_ms")
         content_type = text(line, "content_type", f"{path}.content_type")
-        at = started + timedelta(milliseconds=start_ms) if started and start_ms is not None else None
         segments.append(
             segment(
                 text(line, "role", f"{path}.role"),
                 text(line, "content", f"{path}.content"),
                 start_ms=start_ms,
                 end_ms=integer(line, "end_ms", f"{path}.end_ms"),
-                at=iso(at),
+                at=at_offset(started, start_ms),
                 # speech is the default; function calls and their results say what they are
                 content_type=content_type if content_type and content_type != "text" else None,
             )

@@ -9,7 +9,7 @@ writes back to the lead's CRM record: qualified or not, a scheduled meeting, fol
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from adapters.base import (
@@ -18,6 +18,7 @@ from adapters.base import (
     JSONObject,
     ParsedEvent,
     arr,
+    at_offset,
     body_sha256,
     compact,
     extra,
@@ -25,6 +26,7 @@ from adapters.base import (
     iso,
     load_object,
     obj,
+    objects,
     segment,
     snake,
     text,
@@ -48,18 +50,14 @@ RUN_MAPPED = {"run_id", "agent", "call_batch_id", "lead_id", "objective", "call"
 
 def _transcript(call: JSONObject, started: datetime | None) -> list[JSONObject]:
     segments = []
-    for i, line in enumerate(arr(call, "transcript", "data.call.transcript")):
-        path = f"data.call.transcript[{i}]"
-        if not isinstance(line, dict):
-            raise PayloadError(f"{path} must be an object", field=path)
+    for path, line in objects(call, "transcript", "data.call.transcript"):
         start_ms = integer(line, "at_ms", f"{path}.at_ms")
-        at = started + timedelta(milliseconds=start_ms) if started and start_ms is not None else None
         segments.append(
             segment(
                 text(line, "role", f"{path}.role"),
                 text(line, "text", f"{path}.text"),
                 start_ms=start_ms,
-                at=iso(at),
+                at=at_offset(started, start_ms),
             )
         )
     return segments

@@ -7,7 +7,6 @@ carries the full object; ``EpaCompleted`` may carry only ``id`` and ``epaResults
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from adapters.base import (
@@ -16,6 +15,7 @@ from adapters.base import (
     JSONObject,
     ParsedEvent,
     arr,
+    at_offset,
     body_sha256,
     compact,
     extra,
@@ -24,6 +24,7 @@ from adapters.base import (
     load_object,
     number,
     obj,
+    objects,
     segment,
     snake,
     text,
@@ -75,18 +76,14 @@ def _offset_ms(raw: str | None, path: str) -> int | None:
 def _transcript(data: JSONObject) -> list[JSONObject]:
     started = timestamp(data, "startTime", "data.startTime")
     segments = []
-    for i, line in enumerate(arr(data, "transcript", "data.transcript")):
-        path = f"data.transcript[{i}]"
-        if not isinstance(line, dict):
-            raise PayloadError(f"{path} must be an object", field=path)
+    for path, line in objects(data, "transcript", "data.transcript"):
         start_ms = _offset_ms(text(line, "timestamp", f"{path}.timestamp"), f"{path}.timestamp")
-        at = started + timedelta(milliseconds=start_ms) if started and start_ms is not None else None
         segments.append(
             segment(
                 text(line, "role", f"{path}.role"),
                 text(line, "text", f"{path}.text"),
                 start_ms=start_ms,
-                at=iso(at),
+                at=at_offset(started, start_ms),
             )
         )
     return segments
