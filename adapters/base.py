@@ -1,4 +1,5 @@
-"""What an inbound adapter is, and the small pure helpers adapters share. No I/O here.
+"""The small pure helpers inbound adapters share. No I/O here. The adapter's result type
+(``ParsedEvent``) and shape (``InboundAdapter``) are the core's, in ``gateway.inbound``.
 
 An adapter is a pure function of (headers, body) -> ``ParsedEvent``. It raises ``PayloadError`` for a
 body it cannot read, and nothing else: a wrong type, a missing key or an unparseable time becomes a
@@ -10,40 +11,39 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.errors import PayloadError
+from gateway.inbound import Headers, InboundAdapter, ParsedEvent
 from gateway.model import CallUpdate, format_ts
 
-Headers = Mapping[str, str]
 JSONObject = dict[str, Any]
 
+__all__ = ["Headers", "InboundAdapter", "JSONObject", "ParsedEvent"]
 
-@dataclass(frozen=True, slots=True)
-class ParsedEvent:
-    """One vendor webhook, normalized.
-
-    ``event_key`` is the dedupe key (unique per source). ``known`` is False for an event type the adapter
-    has no mapping for: it is stored and logged, and changes no call.
-    """
-
-    event_key: str
-    event_type: str
-    occurred_at: datetime | None
-    updates: tuple[CallUpdate, ...] = ()
-    known: bool = True
+UNMAPPED = "unmapped_"  # vendor_extra prefix of a value the adapter could not map (kept, and reported)
 
 
-@dataclass(frozen=True, slots=True)
-class InboundAdapter:
-    """A vendor: its name, its parse function, and the verification a new source gets by default."""
-
-    name: str
-    parse: Callable[[Headers, bytes], ParsedEvent]
-    default_verification: Mapping[str, Any] = field(default_factory=dict)
+def parsed_event(
+    event_key: str,
+    event_type: str,
+    occurred_at: datetime | None,
+    updates: Sequence[CallUpdate] = (),
+    *,
+    known: bool = True,
+) -> ParsedEvent:
+    """The adapter's result. Values an adapter marked ``unmapped_<field>`` in ``vendor_extra`` (kept with
+    the call) are also lifted into ``ParsedEvent.unmapped``, which the ingest log reports."""
+    unmapped = {
+        key[len(UNMAPPED) :]: value
+        for update in updates
+        for key, value in update.fields.get("vendor_extra", {}).items()
+        if key.startswith(UNMAPPED)
+    }
+    return ParsedEvent(event_key, event_type, occurred_at, tuple(updates), known, unmapped)
 
 
 # --- reading JSON defensively -------------------------------------------------------------------------
@@ -250,3 +250,16 @@ def offset_ms(start: datetime | None, at: datetime | None) -> int | None:
         return None
     delta = round((at - start).total_seconds() * 1000)
     return delta if delta >= 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class SampleTimes:
+    """Times of a sample call (``callgate demo``), as seconds after its start."""
+
+    start: datetime
+
+    def at(self, seconds: float) -> str:
+        return (self.start + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def unix(self, seconds: float) -> int:
+        return int((self.start + timedelta(seconds=seconds)).timestamp())

@@ -36,12 +36,11 @@ from typing import Any
 import httpx
 
 from adapters.registry import INBOUND
-from gateway import admin
+from gateway import auth
 from gateway import sources as source_service
-from gateway.app import make_reparse
 from gateway.clock import system_clock
-from gateway.ingest import IngestJob, apply_event
-from gateway.signing import build_verifier, sign_standard_webhooks, verification_adapter
+from gateway.ingest import IngestJob, apply_event, reparser
+from gateway.signing import scheme_for, sign_standard_webhooks, verification_adapter
 from gateway.store.db import Database
 from gateway.store.migrate import upgrade
 from gateway.writer import Writer
@@ -103,7 +102,7 @@ def free_port() -> int:
 async def setup_source(url: str) -> tuple[str, str, str]:
     db = Database(url)
     try:
-        tenant_id, _ = await admin.create_tenant(db, "bench", system_clock)
+        tenant_id, _ = await auth.create_tenant(db, "bench", system_clock)
         row, secret, _ = await source_service.create(
             db, INBOUND, system_clock, tenant_id=tenant_id, name="bench", vendor="graph8", verification=None
         )
@@ -228,8 +227,8 @@ async def bench_pipeline(database: str, count: int, concurrency: int, sync: str)
     writer = Writer(db)
     writer.start()
     config = verification_adapter.validate_python({"scheme": "standard-webhooks", "secrets": [secret]})
-    verify = build_verifier(config, system_clock)
-    reparse = make_reparse(INBOUND, "US")
+    verify = scheme_for(config, system_clock).verify
+    reparse = reparser(INBOUND, "US")
     queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
     for item in batch:
         queue.put_nowait(item)

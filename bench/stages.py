@@ -15,10 +15,9 @@ import time
 
 from adapters.registry import INBOUND
 from bench.ingest import events, setup_source
-from gateway.app import make_reparse
 from gateway.clock import system_clock
-from gateway.ingest import IngestJob, apply_event
-from gateway.signing import build_verifier, verification_adapter
+from gateway.ingest import IngestJob, apply_event, reparser
+from gateway.signing import scheme_for, verification_adapter
 from gateway.store.db import create_sqlite_writer
 from gateway.store.migrate import upgrade
 
@@ -34,8 +33,8 @@ def main() -> None:
     tenant, source, secret = asyncio.run(setup_source(url))
     batch = events(n, secret)
     config = verification_adapter.validate_python({"scheme": "standard-webhooks", "secrets": [secret]})
-    verify = build_verifier(config, system_clock)
-    reparse = make_reparse(INBOUND, "US")
+    verify = scheme_for(config, system_clock).verify
+    reparse = reparser(INBOUND, "US")
 
     started = time.perf_counter()
     for body, headers in batch:

@@ -1,4 +1,9 @@
-"""The composition root: the only place that builds the parts and wires them together."""
+"""The composition root: the only place that builds the parts and wires them together.
+
+Every runtime object is built from ``Settings`` by one of the factories below (``database``, ``writer``,
+``worker``, ``reparse``) - the server's lifespan, the CLI and the tests all use them, so a setting is
+honoured everywhere or nowhere. This is also the only module that reads the adapter registry.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +18,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from adapters.base import Headers, InboundAdapter, ParsedEvent
 from adapters.registry import INBOUND
-from gateway import admin, logs
-from gateway.api import admin as admin_api
-from gateway.api import calls, deliveries, health, hooks, sources, subscriptions
+from gateway import auth, logs
+from gateway.api import calls, deliveries, health, hooks, sources, subscriptions, tenants
 from gateway.api.common import handle_callgate_error, handle_http_error
 from gateway.clock import Clock, system_clock
 from gateway.config import Settings
 from gateway.errors import CallgateError
-from gateway.ingest import prepare
+from gateway.inbound import InboundAdapter, Reparse
+from gateway.ingest import reparser
 from gateway.middleware import RequestContext
+from gateway.outbound.retry import Policy
+from gateway.outbound.ssrf import TargetPolicy
 from gateway.outbound.worker import Worker, WorkerConfig
 from gateway.services import Services
 from gateway.sources import SourceCache
@@ -46,20 +52,54 @@ def print_bootstrap(tenant_id: str, api_key: str) -> None:
     )
 
 
-def make_reparse(
-    adapters: Mapping[str, InboundAdapter], region: str
-) -> Callable[[str, Headers, bytes], ParsedEvent]:
-    def reparse(vendor: str, headers: Headers, body: bytes) -> ParsedEvent:
-        return prepare(adapters[vendor].parse(headers, body), region)
+ADAPTERS: Mapping[str, InboundAdapter] = INBOUND
 
-    return reparse
+
+def database(settings: Settings) -> Database:
+    return Database.from_settings(settings)
+
+
+def writer(settings: Settings, db: Database) -> Writer:
+    return Writer(db, max_batch=settings.writer_max_batch)
+
+
+def targets(settings: Settings) -> TargetPolicy:
+    """The SSRF policy for every outbound URL (subscriptions, CRM base URLs)."""
+    return TargetPolicy.build(settings.allow_private_targets, settings.allowed_target_cidrs)
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(
+        policy=Policy(
+            schedule=tuple(settings.retry_schedule_seconds),
+            jitter=settings.retry_jitter,
+            throttle_floor=settings.throttle_floor_seconds,
+            disable_after=settings.disable_after_seconds,
+        ),
+        targets=targets(settings),
+        timeout=settings.delivery_timeout_seconds,
+        lease_seconds=settings.worker_lease_seconds,
+        batch=settings.worker_batch,
+        concurrency=settings.worker_concurrency,
+        poll_seconds=settings.worker_poll_seconds,
+    )
+
+
+def worker(
+    settings: Settings, db: Database, clock: Clock, *, client: httpx.AsyncClient | None = None
+) -> Worker:
+    return Worker(db, worker_config(settings), clock, client=client)
+
+
+def reparse(settings: Settings, adapters: Mapping[str, InboundAdapter] = ADAPTERS) -> Reparse:
+    return reparser(adapters, settings.default_region)
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     clock: Clock = system_clock,
-    adapters: Mapping[str, InboundAdapter] = INBOUND,
+    adapters: Mapping[str, InboundAdapter] = ADAPTERS,
     on_bootstrap: BootstrapHook | None = print_bootstrap,
     configure_logging: bool = True,
     http_client: httpx.AsyncClient | None = None,
@@ -72,40 +112,37 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         if settings.auto_migrate:
             await upgrade_async(settings.database_url)
-        db = Database(
-            settings.database_url, pool_size=settings.db_pool_size, synchronous=settings.sqlite_synchronous
-        )
-        writer = Writer(db, max_batch=settings.writer_max_batch)
-        worker: Worker | None = None
+        db = database(settings)
+        batch_writer = writer(settings, db)
+        outbox_worker: Worker | None = None
         try:
             if settings.bootstrap_tenant:
-                created = await admin.bootstrap(db, clock)
+                created = await auth.bootstrap(db, clock)
                 if created is not None and on_bootstrap is not None:
                     on_bootstrap(created[0], created[1].api_key)
-            secret = await admin.secret_key(db, settings.secret_key)
-            writer.start()
-            config = WorkerConfig.from_settings(settings)
+            secret = await auth.secret_key(db, settings.secret_key)
+            batch_writer.start()
             if settings.worker:
-                worker = Worker(db, config, clock, client=http_client)
-                worker.start()
+                outbox_worker = worker(settings, db, clock, client=http_client)
+                outbox_worker.start()
             yield {
                 "services": Services(
                     settings=settings,
                     db=db,
-                    writer=writer,
+                    writer=batch_writer,
                     sources=SourceCache(db, adapters, clock, settings.source_cache_seconds),
                     adapters=adapters,
                     clock=clock,
-                    reparse=make_reparse(adapters, settings.default_region),
+                    reparse=reparse(settings, adapters),
                     cursors=URLSafeSerializer(secret, salt="callgate.cursor"),
-                    targets=config.targets,
-                    worker=worker,
+                    targets=targets(settings),
+                    worker=outbox_worker,
                 )
             }
         finally:
-            if worker is not None:
-                await worker.stop()
-            await writer.stop()
+            if outbox_worker is not None:
+                await outbox_worker.stop()
+            await batch_writer.stop()
             await db.dispose()
 
     return Starlette(
@@ -115,7 +152,7 @@ def create_app(
             *sources.routes,
             *subscriptions.routes,
             *deliveries.routes,
-            *admin_api.routes,
+            *tenants.routes,
             *health.routes,
         ],
         middleware=[Middleware(RequestContext)],

@@ -17,13 +17,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.registry import INBOUND
-from gateway import admin, logs
+from gateway import app as root
+from gateway import auth, logs, render
 from gateway import sources as source_service
 from gateway.clock import system_clock
 from gateway.config import Settings
 from gateway.errors import CallgateError
-from gateway.store import sources as source_store
 from gateway.store.db import Database
 from gateway.store.migrate import upgrade, upgrade_async
 
@@ -38,7 +37,7 @@ def _emit(args: argparse.Namespace, payload: Any, human: str) -> None:
 async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
     if settings.auto_migrate:
         await upgrade_async(settings.database_url)
-    db = Database.from_settings(settings)
+    db = root.database(settings)
     try:
         return await work(db)
     finally:
@@ -48,15 +47,13 @@ async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from gateway.app import create_app
-
     if args.host:
         settings.host = args.host
     if args.port:
         settings.port = args.port
     print(f"callgate serving on http://{settings.host}:{settings.port} ({_db_label(settings)})", flush=True)
     uvicorn.run(
-        create_app(settings),
+        root.create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -79,8 +76,8 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tenants_create(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(db: Database) -> tuple[str, admin.IssuedKey]:
-        return await admin.create_tenant(db, args.name, system_clock)
+    async def work(db: Database) -> tuple[str, auth.IssuedKey]:
+        return await auth.create_tenant(db, args.name, system_clock)
 
     tenant_id, key = asyncio.run(_with_db(settings, work))
     _emit(
@@ -95,8 +92,8 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.tenant) == bool(args.operator):
         raise CallgateError("give exactly one of --tenant ID or --operator")
 
-    async def work(db: Database) -> admin.IssuedKey:
-        return await admin.create_api_key(db, args.tenant, args.name, system_clock)
+    async def work(db: Database) -> auth.IssuedKey:
+        return await auth.create_api_key(db, args.tenant, args.name, system_clock)
 
     key = asyncio.run(_with_db(settings, work))
     _emit(
@@ -118,14 +115,14 @@ def cmd_sources_create(args: argparse.Namespace, settings: Settings) -> int:
     async def work(db: Database) -> dict[str, Any]:
         row, generated, api_key = await source_service.create(
             db,
-            INBOUND,
+            root.ADAPTERS,
             system_clock,
             tenant_id=args.tenant,
             name=args.name or f"{args.vendor} source",
             vendor=args.vendor,
             verification=verification,
         )
-        shown = source_service.render(row, settings.base_url)
+        shown = render.source(row, settings.base_url)
         if generated is not None:
             shown["secret"] = generated
         if api_key is not None:
@@ -144,9 +141,8 @@ def cmd_sources_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_sources_list(args: argparse.Namespace, settings: Settings) -> int:
     async def work(db: Database) -> list[dict[str, Any]]:
-        async with db.reading() as conn:
-            rows = await source_store.list_for_tenant(conn, args.tenant)
-        return [source_service.render(r, settings.base_url) for r in rows]
+        rows = await source_service.list_for_tenant(db, args.tenant)
+        return [render.source(r, settings.base_url) for r in rows]
 
     shown = asyncio.run(_with_db(settings, work))
     lines = [f"{s['id']}  {s['vendor']:<11} {'on ' if s['enabled'] else 'off'}  {s['name']}" for s in shown]
@@ -170,11 +166,10 @@ def parse_since(raw: str) -> datetime:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway.app import make_reparse
     from gateway.replay import replay
 
     since = parse_since(args.since) if args.since else None
-    reparse = make_reparse(INBOUND, settings.default_region)
+    reparse = root.reparse(settings)
 
     async def work(db: Database) -> dict[str, Any]:
         summary = await replay(
@@ -209,7 +204,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     headers = {"authorization": f"Bearer {api_key}"}
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=15) as client:
-            result = run_demo(client)
+            result = run_demo(client, root.ADAPTERS)
     except httpx.TransportError as exc:
         raise CallgateError(f"cannot reach the gateway at {url}: {exc}") from None
     _emit(args, result, "\n".join(summary_lines(result)))
@@ -220,10 +215,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """The outbox worker alone (no HTTP), until SIGTERM or SIGINT; then it finishes or releases its rows."""
     import signal
 
-    from gateway.outbound.worker import Worker, WorkerConfig
-
     async def run(db: Database) -> None:
-        worker = Worker(db, WorkerConfig.from_settings(settings), system_clock)
+        worker = root.worker(settings, db, system_clock)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -239,9 +232,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_subscriptions_create(args: argparse.Namespace, settings: Settings) -> int:
     from gateway import subscriptions as service
-    from gateway.outbound.ssrf import TargetPolicy
 
-    targets = TargetPolicy.build(settings.allow_private_targets, settings.allowed_target_cidrs)
+    targets = root.targets(settings)
 
     async def work(db: Database) -> dict[str, Any]:
         row, secret = await service.create(
@@ -253,7 +245,7 @@ def cmd_subscriptions_create(args: argparse.Namespace, settings: Settings) -> in
             event_types=args.event_type or ["call.*"],
             description=args.description,
         )
-        return {**service.render(row), "secret": secret}
+        return {**render.subscription(row), "secret": secret}
 
     shown = asyncio.run(_with_db(settings, work))
     human = f"subscription {shown['id']} -> {shown['url']}\nsecret (shown once): {shown['secret']}"
@@ -262,13 +254,12 @@ def cmd_subscriptions_create(args: argparse.Namespace, settings: Settings) -> in
 
 
 def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway import subscriptions as service
-    from gateway.store import outbox as outbox_store
+    from gateway.store import subscriptions as subscription_store
 
     async def work(db: Database) -> list[dict[str, Any]]:
         async with db.reading() as conn:
-            rows = await outbox_store.list_subscriptions(conn, args.tenant)
-        return [service.render(r) for r in rows]
+            rows = await subscription_store.list_for_tenant(conn, args.tenant)
+        return [render.subscription(r) for r in rows]
 
     shown = asyncio.run(_with_db(settings, work))
     lines = [
@@ -281,12 +272,11 @@ def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_deliveries_list(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway.api.deliveries import render_delivery
-    from gateway.store import outbox as outbox_store
+    from gateway.store import deliveries as delivery_store
 
     async def work(db: Database) -> list[dict[str, Any]]:
         async with db.reading() as conn:
-            rows = await outbox_store.list_deliveries(
+            rows = await delivery_store.list_deliveries(
                 conn,
                 args.tenant,
                 subscription_id=args.subscription,
@@ -294,7 +284,7 @@ def cmd_deliveries_list(args: argparse.Namespace, settings: Settings) -> int:
                 call_id=args.call,
                 limit=args.limit,
             )
-        return [render_delivery(r) for r in rows]
+        return [render.delivery(r) for r in rows]
 
     shown = asyncio.run(_with_db(settings, work))
     lines = [
@@ -307,10 +297,10 @@ def cmd_deliveries_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_deliveries_retry(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway import subscriptions as service
+    from gateway import outbox
 
     async def work(db: Database) -> None:
-        await service.retry_delivery(db, args.tenant, args.delivery_id, system_clock())
+        await outbox.retry(db, args.tenant, args.delivery_id, system_clock())
 
     asyncio.run(_with_db(settings, work))
     _emit(args, {"id": args.delivery_id, "status": "pending"}, f"delivery {args.delivery_id} queued again")
@@ -350,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create_source = command(sources, "create", cmd_sources_create, "create a source (one webhook URL)")
     create_source.add_argument("--tenant", required=True)
-    create_source.add_argument("--vendor", required=True, choices=sorted(INBOUND))
+    create_source.add_argument("--vendor", required=True, choices=sorted(root.ADAPTERS))
     create_source.add_argument("--name")
     create_source.add_argument("--verification", help="verification settings as JSON (default: the vendor's)")
     command(sources, "list", cmd_sources_list, "list a tenant's sources").add_argument(

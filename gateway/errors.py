@@ -6,6 +6,8 @@ these, so the HTTP layer needs a single handler and nothing a client sends becom
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 
 class CallgateError(Exception):
     status_code = 500
@@ -54,6 +56,17 @@ class ValidationFailed(CallgateError):
 class NotFound(CallgateError):
     status_code = 404
     code = "not_found"
+
+
+T = TypeVar("T")
+
+
+def found(row: T | None, what: str) -> T:
+    """The row, or ``NotFound("no such <what>")``: the one fetch-or-404 rule (another tenant's row is
+    simply not found)."""
+    if row is None:
+        raise NotFound(f"no such {what}")
+    return row
 
 
 class PayloadTooLarge(CallgateError):

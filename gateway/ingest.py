@@ -8,16 +8,16 @@ request path reaches it only through ``Writer.submit``, which returns after the 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from adapters.base import ParsedEvent
 from gateway.errors import PayloadError
 from gateway.ids import new_id
+from gateway.inbound import Headers, InboundAdapter, ParsedEvent, Reparse
 from gateway.model import CallState, CallUpdate, MergeResult, Stamp, format_ts, merge
 from gateway.outbox import enqueue_change
 from gateway.phones import normalize
@@ -26,8 +26,6 @@ from gateway.store import events as event_store
 
 # headers never stored with a raw event: they are credentials, not content
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
-
-Reparse = Callable[[str, Mapping[str, str], bytes], ParsedEvent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +78,53 @@ def prepare(parsed: ParsedEvent, region: str) -> ParsedEvent:
     return replace(parsed, updates=tuple(normalize(u, region) for u in parsed.updates))
 
 
+def reparser(adapters: Mapping[str, InboundAdapter], region: str) -> Reparse:
+    """Stored bodies back through the current adapters (pending LiveKit room events, ``callgate replay``)."""
+
+    def reparse(vendor: str, headers: Headers, body: bytes) -> ParsedEvent:
+        return prepare(adapters[vendor].parse(headers, body), region)
+
+    return reparse
+
+
 def storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
 
 
 def stamp_of(parsed: ParsedEvent) -> Stamp:
     return Stamp(format_ts(parsed.occurred_at) if parsed.occurred_at else "", parsed.event_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A verified body no adapter could read: kept whole for ``callgate replay --quarantined``."""
+
+    tenant_id: str
+    source_id: str
+    vendor: str
+    headers: Mapping[str, str]
+    body: bytes
+    error: str
+    received_at: datetime
+
+
+def quarantine(conn: Connection, item: Quarantined) -> str:
+    """The quarantine row, in the caller's transaction (a group-commit batch). Returns its id."""
+    quarantine_id = new_id("qua")
+    event_store.insert_quarantine(
+        conn,
+        {
+            "id": quarantine_id,
+            "tenant_id": item.tenant_id,
+            "source_id": item.source_id,
+            "vendor": item.vendor,
+            "received_at": item.received_at,
+            "headers": storable_headers(item.headers),
+            "body": item.body,
+            "error": item.error[:2000],
+        },
+    )
+    return quarantine_id
 
 
 def initial_state(parsed: ParsedEvent) -> tuple[str, str | None]:

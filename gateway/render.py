@@ -1,10 +1,13 @@
-"""The public JSON shape of a call and of its timeline (API responses, and later the outbox payloads)."""
+"""Every public JSON shape in one place: calls and their timeline (API responses and delivery payloads),
+sources, subscriptions, deliveries and their attempts. Pure functions of stored rows."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+
+from gateway.signing import redact, verification_adapter
 
 # Every call carries every field, so consumers see one stable shape; absent values are null.
 CALL_FIELDS: tuple[tuple[str, Any], ...] = (
@@ -72,4 +75,66 @@ def call_event(row: Mapping[Any, Any]) -> dict[str, Any]:
         "version": row["version"],
         "occurred_at": ts(row["occurred_at"]),
         "received_at": ts(row["created_at"]),
+    }
+
+
+def source(row: Mapping[Any, Any], base_url: str) -> dict[str, Any]:
+    """A source with its hook URL; the verification with every secret cut to its last 4 characters."""
+    config = verification_adapter.validate_python(row["verification"])
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "vendor": row["vendor"],
+        "enabled": bool(row["enabled"]),
+        "hook_url": f"{base_url}/hooks/{row['id']}",
+        "verification": redact(config),
+        "created_at": ts(row["created_at"]),
+        "updated_at": ts(row["updated_at"]),
+    }
+
+
+def subscription(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A subscription; its secrets never (only how many sign now)."""
+    return {
+        "id": row["id"],
+        "url": row["url"],
+        "description": row["description"],
+        "event_types": row["event_types"],
+        "enabled": row["enabled"],
+        "disabled_reason": row["disabled_reason"],
+        "rate_limit_per_second": row["rate_limit_per_second"],
+        "max_concurrency": row["max_concurrency"],
+        "failing_since": ts(row["failing_since"]),
+        "secrets_active": len(row["secrets"]),
+        "created_at": ts(row["created_at"]),
+        "updated_at": ts(row["updated_at"]),
+    }
+
+
+def delivery(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "subscription_id": row["subscription_id"],
+        "call_id": row["call_id"],
+        "event_type": row["event_type"],
+        "call_version": row["call_version"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "next_attempt_at": ts(row["next_attempt_at"]) if row["status"] == "pending" else None,
+        "last_status_code": row["last_status_code"],
+        "last_error": row["last_error"],
+        "created_at": ts(row["created_at"]),
+        "completed_at": ts(row["completed_at"]),
+    }
+
+
+def attempt(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "attempted_at": ts(row["attempted_at"]),
+        "status_code": row["status_code"],
+        "latency_ms": row["latency_ms"],
+        "error": row["error"],
+        "response_body": row["response_body"],
+        "next_attempt_at": ts(row["next_attempt_at"]),
     }

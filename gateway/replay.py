@@ -25,12 +25,11 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, RowMapping
 
-from adapters.base import ParsedEvent
 from gateway.clock import Clock
+from gateway.inbound import ParsedEvent, Reparse
 from gateway.ingest import (
     CallChange,
     IngestJob,
-    Reparse,
     apply_event,
     apply_update,
     change_of,

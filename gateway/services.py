@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 
 from itsdangerous import URLSafeSerializer
 
-from adapters.base import InboundAdapter
 from gateway.clock import Clock
 from gateway.config import Settings
-from gateway.ingest import Reparse
+from gateway.inbound import InboundAdapter, Reparse
 from gateway.outbound.ssrf import TargetPolicy
 from gateway.outbound.worker import Worker
 from gateway.sources import SourceCache

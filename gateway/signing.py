@@ -1,9 +1,13 @@
-"""Webhook verification on raw bytes: standard-webhooks, hmac, livekit and bearer.
+"""Webhook signatures on raw bytes: standard-webhooks, hmac, livekit and bearer.
 
-Each scheme is a verifier built once per source configuration and called per request with the exact
-body bytes and the request headers (a case-insensitive mapping). Whatever goes wrong - a missing or
-malformed header, bad base64, a non-UTF-8 body, an expired token, any exception a library raises - ends
-as one ``VerificationError``, which the HTTP layer answers with 401. Comparisons are constant-time.
+One object per scheme knows everything about it, as standardwebhooks' ``Webhook`` does: ``verify`` (the
+hook path, per request, with the exact body bytes and the request headers), ``sign`` (the headers a
+vendor would send: the demo, the examples, the tests) and ``generate`` (the configuration and secret a
+new source gets). Objects are built once per source configuration by ``scheme_for``.
+
+Whatever goes wrong in ``verify`` - a missing or malformed header, bad base64, a non-UTF-8 body, an
+expired token, any exception a library raises - ends as one ``VerificationError``, which the HTTP layer
+answers with 401. Comparisons are constant-time.
 """
 
 from __future__ import annotations
@@ -12,17 +16,21 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import jwt
-from livekit.api import TokenVerifier
+from livekit.api import AccessToken, TokenVerifier
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from standardwebhooks import Webhook
 
 from gateway.clock import Clock
 from gateway.errors import VerificationError
+from gateway.ids import new_token, new_whsec
 
 Headers = Mapping[str, str]
 
@@ -105,11 +113,28 @@ def redact(config: VerificationConfig) -> dict[str, Any]:
     return shown
 
 
-# --- verifiers ---------------------------------------------------------------------------------------
+# --- schemes ------------------------------------------------------------------------------------------
 
 
-class Verifier(Protocol):
-    def __call__(self, body: bytes, headers: Headers) -> None: ...
+class Scheme(Protocol):
+    """One verification scheme over one source's configuration."""
+
+    def verify(self, body: bytes, headers: Headers) -> None:
+        """Returns when the request is genuine; raises ``VerificationError`` otherwise."""
+        ...
+
+    def sign(self, body: bytes, *, now: int | None = None) -> dict[str, str]:
+        """The headers a sender holding the (first) secret sends with ``body`` at unix time ``now``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """A new source's verification: the configuration, its secret (shown once) and, for LiveKit, the key."""
+
+    config: VerificationConfig
+    secret: str
+    api_key: str | None = None
 
 
 def _header(headers: Headers, *names: str) -> str:
@@ -130,14 +155,42 @@ def _check_timestamp(raw: str, now: datetime, tolerance: int) -> int:
     return seconds
 
 
-def standard_webhooks(config: StandardWebhooksConfig, clock: Clock) -> Verifier:
-    signers = [Webhook(secret) for secret in config.secrets]
+def _any_match(expected: list[bytes], given: list[bytes]) -> bool:
+    """Constant-time over every pair: no early exit reveals which secret or signature matched."""
+    matched = False
+    for want in expected:
+        for candidate in given:
+            matched |= hmac.compare_digest(want, candidate)
+    return matched
 
-    def verify(body: bytes, headers: Headers) -> None:
+
+def _unix(now: int | None) -> int:
+    return int(time.time()) if now is None else now
+
+
+def sign_standard_webhooks(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64>``: the library's own signature (outbound deliveries use it too)."""
+    return str(Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, UTC), body.decode("utf-8")))
+
+
+class StandardWebhooks:
+    name: ClassVar[str] = "standard-webhooks"
+
+    def __init__(self, config: StandardWebhooksConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self._signers = [Webhook(secret) for secret in config.secrets]
+
+    @staticmethod
+    def generate(defaults: Mapping[str, Any]) -> Generated:
+        secret = new_whsec()
+        return Generated(StandardWebhooksConfig(**{**defaults, "secrets": [secret]}), secret)
+
+    def verify(self, body: bytes, headers: Headers) -> None:
         msg_id = _header(headers, "webhook-id", "svix-id")
         raw_ts = _header(headers, "webhook-timestamp", "svix-timestamp")
         signature_header = _header(headers, "webhook-signature", "svix-signature")
-        seconds = _check_timestamp(raw_ts, clock(), config.tolerance_seconds)
+        seconds = _check_timestamp(raw_ts, self.clock(), self.config.tolerance_seconds)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -154,15 +207,19 @@ def standard_webhooks(config: StandardWebhooksConfig, clock: Clock) -> Verifier:
         if not passed:
             raise VerificationError("no v1 signature in webhook-signature")
         when = datetime.fromtimestamp(seconds, UTC)
-        matched = False
-        for signer in signers:
-            expected = base64.b64decode(signer.sign(msg_id, when, text).split(",", 1)[1])
-            for candidate in passed:
-                matched |= hmac.compare_digest(expected, candidate)
-        if not matched:
+        expected = [base64.b64decode(s.sign(msg_id, when, text).split(",", 1)[1]) for s in self._signers]
+        if not _any_match(expected, passed):
             raise VerificationError("no matching signature")
 
-    return verify
+    def sign(self, body: bytes, *, now: int | None = None, msg_id: str | None = None) -> dict[str, str]:
+        stamp = _unix(now)
+        msg_id = msg_id or f"msg_{secrets.token_hex(12)}"
+        return {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": sign_standard_webhooks(self.config.secrets[0], msg_id, stamp, body),
+        }
 
 
 def _signed_content(template: str, body: bytes, timestamp: str | None) -> bytes:
@@ -172,47 +229,79 @@ def _signed_content(template: str, body: bytes, timestamp: str | None) -> bytes:
     return head.encode() + body + tail.encode()
 
 
-def hmac_scheme(config: HmacConfig, clock: Clock) -> Verifier:
-    digest: Callable[[], Any] = getattr(hashlib, config.algorithm)
-    keys = [s.encode() for s in config.secrets]
-    template = config.template or "{body}"
+class Hmac:
+    name: ClassVar[str] = "hmac"
 
-    def decode(value: str) -> bytes:
+    def __init__(self, config: HmacConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self._digest: Callable[[], Any] = getattr(hashlib, config.algorithm)
+        self._keys = [s.encode() for s in config.secrets]
+        self._template = config.template or "{body}"
+
+    @staticmethod
+    def generate(defaults: Mapping[str, Any]) -> Generated:
+        secret = new_token()
+        return Generated(HmacConfig(**{**defaults, "secrets": [secret]}), secret)
+
+    def _decode(self, value: str) -> bytes:
         try:
-            if config.encoding == "hex":
+            if self.config.encoding == "hex":
                 return bytes.fromhex(value)
             return base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise VerificationError("signature is not valid " + config.encoding) from None
+            raise VerificationError("signature is not valid " + self.config.encoding) from None
 
-    def verify(body: bytes, headers: Headers) -> None:
+    def _mac(self, key: bytes, body: bytes, timestamp: str | None) -> bytes:
+        return hmac.new(key, _signed_content(self._template, body, timestamp), self._digest).digest()
+
+    def verify(self, body: bytes, headers: Headers) -> None:
+        config = self.config
         provided = _header(headers, config.signature_header).strip()
         if config.prefix:
             if not provided.startswith(config.prefix):
                 raise VerificationError(f"signature does not start with {config.prefix!r}")
             provided = provided[len(config.prefix) :]
-        candidate = decode(provided)
+        candidate = self._decode(provided)
         timestamp = None
         if config.timestamp_header:
             timestamp = _header(headers, config.timestamp_header).strip()
-            _check_timestamp(timestamp, clock(), config.tolerance_seconds)
-        content = _signed_content(template, body, timestamp)
-        matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(hmac.new(key, content, digest).digest(), candidate)
-        if not matched:
+            _check_timestamp(timestamp, self.clock(), config.tolerance_seconds)
+        if not _any_match([self._mac(key, body, timestamp) for key in self._keys], [candidate]):
             raise VerificationError("no matching signature")
 
-    return verify
+    def signature(self, body: bytes, timestamp: str | None) -> str:
+        """The signature header's value for ``body`` with the first secret."""
+        digest = self._mac(self._keys[0], body, timestamp)
+        encoded = digest.hex() if self.config.encoding == "hex" else base64.b64encode(digest).decode()
+        return self.config.prefix + encoded
+
+    def sign(self, body: bytes, *, now: int | None = None) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        timestamp = None
+        if self.config.timestamp_header:
+            timestamp = str(_unix(now))
+            headers[self.config.timestamp_header] = timestamp
+        headers[self.config.signature_header] = self.signature(body, timestamp)
+        return headers
 
 
-def livekit_scheme(config: LiveKitConfig) -> Verifier:
-    verifiers = {
-        key: TokenVerifier(key, secret, leeway=timedelta(seconds=config.leeway_seconds))
-        for key, secret in config.keys.items()
-    }
+class LiveKit:
+    name: ClassVar[str] = "livekit"
 
-    def verify(body: bytes, headers: Headers) -> None:
+    def __init__(self, config: LiveKitConfig) -> None:
+        self.config = config
+        self._verifiers = {
+            key: TokenVerifier(key, secret, leeway=timedelta(seconds=config.leeway_seconds))
+            for key, secret in config.keys.items()
+        }
+
+    @staticmethod
+    def generate(defaults: Mapping[str, Any]) -> Generated:
+        api_key, secret = "API" + secrets.token_hex(6), secrets.token_urlsafe(32)
+        return Generated(LiveKitConfig(**{**defaults, "keys": {api_key: secret}}), secret, api_key)
+
+    def verify(self, body: bytes, headers: Headers) -> None:
         token = _header(headers, "authorization").strip()
         if token[:7].lower() == "bearer ":
             token = token[7:].strip()  # LiveKit sends the bare JWT; a proxy may add the prefix
@@ -220,7 +309,7 @@ def livekit_scheme(config: LiveKitConfig) -> Verifier:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
         except jwt.PyJWTError:
             raise VerificationError("authorization is not a JWT") from None
-        verifier = verifiers.get(issuer) if isinstance(issuer, str) else None
+        verifier = self._verifiers.get(issuer) if isinstance(issuer, str) else None
         if verifier is None:
             raise VerificationError("token issuer is not a configured API key")
         try:
@@ -236,50 +325,70 @@ def livekit_scheme(config: LiveKitConfig) -> Verifier:
         if not hmac.compare_digest(hashlib.sha256(body).digest(), claimed):
             raise VerificationError("body does not match the token's sha256")
 
-    return verify
+    def sign(self, body: bytes, *, now: int | None = None) -> dict[str, str]:
+        """What LiveKit's server sends: a bare JWT minted by the SDK, carrying the body's SHA-256.
+        (The SDK stamps its own issue time; ``now`` is not used.)"""
+        api_key, secret = next(iter(self.config.keys.items()))
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        token = AccessToken(api_key, secret).with_sha256(digest).to_jwt()
+        return {"authorization": token, "content-type": "application/webhook+json", "user-agent": "LiveKit"}
 
 
-def bearer_scheme(config: BearerConfig) -> Verifier:
-    tokens = [s.encode() for s in config.secrets]
+class Bearer:
+    name: ClassVar[str] = "bearer"
 
-    def verify(body: bytes, headers: Headers) -> None:
+    def __init__(self, config: BearerConfig) -> None:
+        self.config = config
+        self._tokens = [s.encode() for s in config.secrets]
+
+    @staticmethod
+    def generate(defaults: Mapping[str, Any]) -> Generated:
+        secret = new_token()
+        return Generated(BearerConfig(**{**defaults, "secrets": [secret]}), secret)
+
+    def verify(self, body: bytes, headers: Headers) -> None:
         value = _header(headers, "authorization").strip()
         if value[:7].lower() != "bearer ":
             raise VerificationError("authorization is not a bearer token")
-        given = value[7:].strip().encode()
-        matched = False
-        for token in tokens:
-            matched |= hmac.compare_digest(given, token)
-        if not matched:
+        if not _any_match(self._tokens, [value[7:].strip().encode()]):
             raise VerificationError("bearer token does not match")
 
-    return verify
+    def sign(self, body: bytes, *, now: int | None = None) -> dict[str, str]:
+        return {"content-type": "application/json", "authorization": f"Bearer {self.config.secrets[0]}"}
 
 
-def build_verifier(config: VerificationConfig, clock: Clock) -> Verifier:
+GENERATORS: Mapping[str, Callable[[Mapping[str, Any]], Generated]] = {
+    StandardWebhooks.name: StandardWebhooks.generate,
+    Hmac.name: Hmac.generate,
+    LiveKit.name: LiveKit.generate,
+    Bearer.name: Bearer.generate,
+}
+
+
+def scheme_for(config: VerificationConfig, clock: Clock) -> Scheme:
     match config:
         case StandardWebhooksConfig():
-            return standard_webhooks(config, clock)
+            return StandardWebhooks(config, clock)
         case HmacConfig():
-            return hmac_scheme(config, clock)
+            return Hmac(config, clock)
         case LiveKitConfig():
-            return livekit_scheme(config)
+            return LiveKit(config)
         case BearerConfig():
-            return bearer_scheme(config)
+            return Bearer(config)
 
 
-# --- signing helpers (tests, the demo, and outbound delivery later) ------------------------------------
+def generate(defaults: Mapping[str, Any]) -> Generated:
+    """A new source's verification from its vendor's defaults (``{"scheme": …, settings…}``)."""
+    settings = dict(defaults)
+    return GENERATORS[str(settings.pop("scheme"))](settings)
 
 
-def sign_standard_webhooks(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    return str(Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, UTC), body.decode("utf-8")))
-
-
-def sign_hmac(config: HmacConfig, secret: str, body: bytes, timestamp: str | None) -> str:
-    digest = hmac.new(
-        secret.encode(),
-        _signed_content(config.template or "{body}", body, timestamp),
-        getattr(hashlib, config.algorithm),
-    ).digest()
-    encoded = digest.hex() if config.encoding == "hex" else base64.b64encode(digest).decode()
-    return config.prefix + encoded
+def with_secret(shown: Mapping[str, Any], secret: str, api_key: str | None = None) -> VerificationConfig:
+    """A source's configuration as the API shows it (secrets redacted) with its secret put back: what a
+    sender holding the secret signs with (``callgate demo``, the examples)."""
+    settings = dict(shown)
+    if settings.get("scheme") == LiveKit.name:
+        settings["keys"] = {api_key or next(iter(settings.get("keys") or {"": ""})): secret}
+    else:
+        settings["secrets"] = [secret]
+    return verification_adapter.validate_python(settings)

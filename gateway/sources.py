@@ -1,4 +1,5 @@
-"""Sources: creating them (with the vendor's default verification), showing them, and the hot-path cache.
+"""Sources: creating, changing and deleting them (with the vendor's default verification), and the
+hot-path cache with its invalidation rule.
 
 The hook path must not pay a database round trip per webhook to learn how to verify it, so active
 sources are cached with their built verifier for ``source_cache_seconds``. Changes made through this
@@ -7,27 +8,20 @@ process drop the entry at once; another process sees them within the TTL.
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.engine import RowMapping
 
-from adapters.base import InboundAdapter
 from gateway.clock import Clock
-from gateway.errors import NotFound, ValidationFailed
-from gateway.ids import new_id, new_token, new_whsec
-from gateway.render import ts
-from gateway.signing import (
-    VerificationConfig,
-    Verifier,
-    build_verifier,
-    redact,
-    verification_adapter,
-)
+from gateway.errors import NotFound, ValidationFailed, found
+from gateway.ids import new_id
+from gateway.inbound import Headers, InboundAdapter
+from gateway.signing import VerificationConfig, generate, scheme_for, verification_adapter
 from gateway.store import sources as store
 from gateway.store import tenants as tenant_store
 from gateway.store.db import Database
@@ -46,39 +40,13 @@ def build_verification(
 
     Returns the configuration, the generated secret (shown once) and, for LiveKit, the generated key.
     """
-    generated: str | None = None
-    api_key: str | None = None
-    if given is None:
-        settings = dict(adapter.default_verification)
-        scheme = settings.get("scheme")
-        if scheme == "standard-webhooks":
-            generated = new_whsec()
-            settings["secrets"] = [generated]
-        elif scheme == "livekit":
-            api_key, generated = "API" + secrets.token_hex(6), secrets.token_urlsafe(32)
-            settings["keys"] = {api_key: generated}
-        else:
-            generated = new_token()
-            settings["secrets"] = [generated]
-        given = settings
     try:
-        return verification_adapter.validate_python(dict(given)), generated, api_key
+        if given is None:
+            made = generate(adapter.default_verification)
+            return made.config, made.secret, made.api_key
+        return verification_adapter.validate_python(dict(given)), None, None
     except ValidationError as exc:
         raise _first_error(exc, "verification") from None
-
-
-def render(row: RowMapping, base_url: str) -> dict[str, Any]:
-    config = verification_adapter.validate_python(row["verification"])
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "vendor": row["vendor"],
-        "enabled": bool(row["enabled"]),
-        "hook_url": f"{base_url}/hooks/{row['id']}",
-        "verification": redact(config),
-        "created_at": ts(row["created_at"]),
-        "updated_at": ts(row["updated_at"]),
-    }
 
 
 async def create(
@@ -115,9 +83,54 @@ async def create(
             },
         )
         row = await store.get(conn, tenant_id, source_id)
-    if row is None:  # we just wrote it in this transaction
-        raise NotFound("source vanished")
-    return row, generated, api_key
+    return found(row, "source"), generated, api_key
+
+
+async def modify(
+    db: Database,
+    cache: SourceCache,
+    adapters: Mapping[str, InboundAdapter],
+    now: datetime,
+    *,
+    tenant_id: str,
+    source_id: str,
+    name: str | None = None,
+    enabled: bool | None = None,
+    verification: Mapping[str, Any] | None = None,
+) -> RowMapping:
+    """Changes what is given; the cache entry of this process is dropped at once (others: within the TTL)."""
+    async with db.writing() as conn:
+        row = found(await store.get(conn, tenant_id, source_id), "source")
+        values: dict[str, Any] = {"updated_at": now}
+        if name is not None:
+            values["name"] = name
+        if enabled is not None:
+            values["enabled"] = enabled
+        if verification is not None:
+            config, _, _ = build_verification(adapters[row["vendor"]], verification)
+            values["verification"] = config.model_dump()
+        await store.modify(conn, tenant_id, source_id, values)
+        row = found(await store.get(conn, tenant_id, source_id), "source")
+    cache.invalidate(source_id)
+    return row
+
+
+async def delete(db: Database, cache: SourceCache, now: datetime, *, tenant_id: str, source_id: str) -> None:
+    async with db.writing() as conn:
+        deleted = await store.soft_delete(conn, tenant_id, source_id, now)
+    cache.invalidate(source_id)
+    if not deleted:
+        raise NotFound("no such source")
+
+
+async def get(db: Database, tenant_id: str, source_id: str) -> RowMapping:
+    async with db.reading() as conn:
+        return found(await store.get(conn, tenant_id, source_id), "source")
+
+
+async def list_for_tenant(db: Database, tenant_id: str) -> Sequence[RowMapping]:
+    async with db.reading() as conn:
+        return await store.list_for_tenant(conn, tenant_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +140,7 @@ class ActiveSource:
     vendor: str
     enabled: bool
     adapter: InboundAdapter
-    verify: Verifier
+    verify: Callable[[bytes, Headers], None]
 
 
 class SourceCache:
@@ -170,8 +183,17 @@ class SourceCache:
             vendor=row["vendor"],
             enabled=bool(row["enabled"]),
             adapter=adapter,
-            verify=build_verifier(config, self._clock),
+            verify=scheme_for(config, self._clock).verify,
         )
 
 
-__all__ = ["ActiveSource", "SourceCache", "build_verification", "create", "render"]
+__all__ = [
+    "ActiveSource",
+    "SourceCache",
+    "build_verification",
+    "create",
+    "delete",
+    "get",
+    "list_for_tenant",
+    "modify",
+]

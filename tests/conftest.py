@@ -137,14 +137,14 @@ class Gateway:
 
 
 def start_gateway(settings: Settings, **app_kwargs: Any) -> Iterator[Gateway]:
-    from gateway import admin
+    from gateway import auth
     from gateway.clock import system_clock
     from gateway.store.db import Database
 
     async def operator_key() -> str:
         db = Database(settings.database_url)
         try:
-            return (await admin.create_api_key(db, None, "tests", system_clock)).api_key
+            return (await auth.create_api_key(db, None, "tests", system_clock)).api_key
         finally:
             await db.dispose()
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from adapters.registry import INBOUND
-from gateway import admin
+from gateway import auth
 from gateway import sources as source_service
 from gateway.clock import system_clock
 from gateway.store.db import Database
@@ -27,7 +27,7 @@ KILL_AFTER = 100
 async def make_source(url: str) -> dict[str, Any]:
     db = Database(url)
     try:
-        tenant_id, _ = await admin.create_tenant(db, "durable", system_clock)
+        tenant_id, _ = await auth.create_tenant(db, "durable", system_clock)
         row, secret, _ = await source_service.create(
             db, INBOUND, system_clock, tenant_id=tenant_id, name="g8", vendor="graph8", verification=None
         )

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -14,17 +16,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from livekit.api import AccessToken
 
+from gateway.clock import Clock
 from gateway.errors import VerificationError
 from gateway.signing import (
     BearerConfig,
+    Hmac,
     HmacConfig,
     LiveKitConfig,
     StandardWebhooksConfig,
-    build_verifier,
-    sign_hmac,
+    scheme_for,
     verification_adapter,
 )
 from tests.helpers import FIXTURES, livekit_headers
+
+
+def verifier(config: Any, clock: Clock) -> Callable[[bytes, Mapping[str, str]], None]:
+    return scheme_for(config, clock).verify
+
+
+def hmac_signature(config: HmacConfig, secret: str, body: bytes, timestamp: str | None) -> str:
+    """The signature a sender holding ``secret`` puts in the header."""
+    return Hmac(config.model_copy(update={"secrets": [secret]}), lambda: clock_at(0)).signature(
+        body, timestamp
+    )
 
 
 def clock_at(seconds: int) -> datetime:
@@ -65,7 +79,7 @@ def sw_headers(msg_id: str, ts: int, signature: str) -> dict[str, str]:
 def test_standard_webhooks_known_answers(
     secret: str, msg_id: str, ts: int, body: bytes, signature: str
 ) -> None:
-    verify = build_verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
+    verify = verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
     verify(body, sw_headers(msg_id, ts, signature))
     # the same signature among other entries (rotation, other versions) still verifies
     verify(
@@ -75,7 +89,7 @@ def test_standard_webhooks_known_answers(
 
 def test_standard_webhooks_negative_vector_and_tampering() -> None:
     secret, msg_id, ts, body, _ = VECTORS[0]
-    verify = build_verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
+    verify = verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
     with pytest.raises(VerificationError):
         verify(body, sw_headers(msg_id, ts, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA="))
     good = VECTORS[0][4]
@@ -88,22 +102,22 @@ def test_standard_webhooks_negative_vector_and_tampering() -> None:
 def test_standard_webhooks_rotation_accepts_any_configured_secret() -> None:
     secret, msg_id, ts, body, signature = VECTORS[0]
     config = StandardWebhooksConfig(secrets=["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", secret])
-    build_verifier(config, lambda: clock_at(ts))(body, sw_headers(msg_id, ts, signature))
+    verifier(config, lambda: clock_at(ts))(body, sw_headers(msg_id, ts, signature))
 
 
 @pytest.mark.parametrize("skew", [-301, 301])
 def test_standard_webhooks_tolerance_uses_the_injected_clock(skew: int) -> None:
     secret, msg_id, ts, body, signature = VECTORS[0]
-    verify = build_verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts + skew))
+    verify = verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts + skew))
     with pytest.raises(VerificationError, match="tolerance"):
         verify(body, sw_headers(msg_id, ts, signature))
     wide = StandardWebhooksConfig(secrets=[secret], tolerance_seconds=600)
-    build_verifier(wide, lambda: clock_at(ts + skew))(body, sw_headers(msg_id, ts, signature))
+    verifier(wide, lambda: clock_at(ts + skew))(body, sw_headers(msg_id, ts, signature))
 
 
 def test_standard_webhooks_accepts_svix_headers() -> None:
     secret, msg_id, ts, body, signature = VECTORS[0]
-    verify = build_verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
+    verify = verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
     verify(body, {"svix-id": msg_id, "svix-timestamp": str(ts), "svix-signature": signature})
 
 
@@ -134,14 +148,14 @@ def test_hmac_variants_round_trip_and_reject_tampering(config: HmacConfig) -> No
     now = 1_700_000_000
     body = b'{"event":"call.completed"}'
     timestamp = str(now) if config.timestamp_header else None
-    headers = {config.signature_header: sign_hmac(config, "s3cret", body, timestamp)}
+    headers = {config.signature_header: hmac_signature(config, "s3cret", body, timestamp)}
     if config.timestamp_header and timestamp:
         headers[config.timestamp_header] = timestamp
-    verify = build_verifier(config, lambda: clock_at(now))
+    verify = verifier(config, lambda: clock_at(now))
     verify(body, headers)
     with pytest.raises(VerificationError):
         verify(body + b"x", headers)
-    wrong_key = dict(headers, **{config.signature_header: sign_hmac(config, "other", body, timestamp)})
+    wrong_key = dict(headers, **{config.signature_header: hmac_signature(config, "other", body, timestamp)})
     with pytest.raises(VerificationError):
         verify(body, wrong_key)
 
@@ -152,7 +166,7 @@ def test_hmac_matches_an_independent_computation() -> None:
     body = b'{"a":1}'
     expected = std_hmac.new(b"k", b"1700000000." + body, hashlib.sha256).hexdigest()
     config = HmacConfig(secrets=["k"])
-    build_verifier(config, lambda: clock_at(1_700_000_000))(
+    verifier(config, lambda: clock_at(1_700_000_000))(
         body, {"x-signature": expected, "x-timestamp": "1700000000"}
     )
 
@@ -160,9 +174,9 @@ def test_hmac_matches_an_independent_computation() -> None:
 def test_hmac_replay_outside_tolerance_is_refused() -> None:
     config = HmacConfig(secrets=["k"], tolerance_seconds=60)
     body = b"{}"
-    headers = {"x-signature": sign_hmac(config, "k", body, "1700000000"), "x-timestamp": "1700000000"}
+    headers = {"x-signature": hmac_signature(config, "k", body, "1700000000"), "x-timestamp": "1700000000"}
     with pytest.raises(VerificationError, match="tolerance"):
-        build_verifier(config, lambda: clock_at(1_700_000_061))(body, headers)
+        verifier(config, lambda: clock_at(1_700_000_061))(body, headers)
 
 
 def test_hmac_template_must_contain_the_body() -> None:
@@ -185,9 +199,7 @@ def test_livekit_node_sdk_vector_with_its_precomputed_hash() -> None:
     token = AccessToken("abc", "abcdefghijklmnopqrstuvwxyz123456").with_sha256(
         "CoEQz1chqJ9bnZRcORddjplkvpjmPujmLTR42DbefYI="
     )
-    verify = build_verifier(
-        LiveKitConfig(keys={"abc": "abcdefghijklmnopqrstuvwxyz123456"}), lambda: clock_at(0)
-    )
+    verify = verifier(LiveKitConfig(keys={"abc": "abcdefghijklmnopqrstuvwxyz123456"}), lambda: clock_at(0))
     verify(body, {"authorization": token.to_jwt()})
 
 
@@ -196,7 +208,7 @@ def test_livekit_picks_the_key_by_issuer_and_tolerates_bearer() -> None:
     config = LiveKitConfig(
         keys={"APIold": "old-secret-0123456789abcdef01234", "APInew": "new-secret-0123456789abcdef01234"}
     )
-    verify = build_verifier(config, lambda: clock_at(0))
+    verify = verifier(config, lambda: clock_at(0))
     for key, secret in config.keys.items():
         headers = livekit_headers(key, secret, body)
         verify(body, headers)
@@ -218,7 +230,7 @@ def test_livekit_picks_the_key_by_issuer_and_tolerates_bearer() -> None:
 def test_livekit_rejections(mutate: str) -> None:
     body = b'{"event":"room_finished","id":"EV_1"}'
     key, secret = "APIkey", "secret-0123456789abcdef0123456789"
-    verify = build_verifier(LiveKitConfig(keys={key: secret}), lambda: clock_at(0))
+    verify = verifier(LiveKitConfig(keys={key: secret}), lambda: clock_at(0))
     digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
     headers = {"authorization": AccessToken(key, secret).with_sha256(digest).to_jwt()}
     if mutate == "tampered_body":
@@ -247,7 +259,7 @@ def test_livekit_token_without_exp_is_refused() -> None:
     token = jwt.encode(
         {"iss": "APIkey", "sha256": digest}, "secret-0123456789abcdef0123456789", algorithm="HS256"
     )
-    verify = build_verifier(
+    verify = verifier(
         LiveKitConfig(keys={"APIkey": "secret-0123456789abcdef0123456789"}), lambda: clock_at(0)
     )
     with pytest.raises(VerificationError):
@@ -258,7 +270,7 @@ def test_livekit_token_without_exp_is_refused() -> None:
 
 
 def test_bearer() -> None:
-    verify = build_verifier(BearerConfig(secrets=["tok-1", "tok-2"]), lambda: clock_at(0))
+    verify = verifier(BearerConfig(secrets=["tok-1", "tok-2"]), lambda: clock_at(0))
     verify(b"{}", {"authorization": "Bearer tok-2"})
     for bad in ("Bearer tok-3", "tok-1", "Basic dG9rLTE=", ""):
         with pytest.raises(VerificationError):
@@ -314,6 +326,6 @@ header_values = st.one_of(
 def test_malformed_input_only_ever_raises_verification_error(
     config: object, headers: dict[str, str], body: bytes
 ) -> None:
-    verify = build_verifier(config, lambda: clock_at(1614265330))  # type: ignore[arg-type]
+    verify = verifier(config, lambda: clock_at(1614265330))
     with contextlib.suppress(VerificationError):
         verify(body, headers)

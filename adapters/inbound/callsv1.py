@@ -18,6 +18,7 @@ from adapters.base import (
     InboundAdapter,
     JSONObject,
     ParsedEvent,
+    SampleTimes,
     arr,
     at_offset,
     body_sha256,
@@ -29,6 +30,7 @@ from adapters.base import (
     number,
     obj,
     objects,
+    parsed_event,
     segment,
     snake,
     text,
@@ -153,7 +155,7 @@ def parse(headers: Headers, body: bytes) -> ParsedEvent:
     event_key = text(envelope, "id", "id") or headers.get("webhook-id") or body_sha256(body)
     occurred = timestamp(envelope, "created_at", "created_at")
     if event_type not in EVENTS:
-        return ParsedEvent(event_key, event_type, occurred, known=False)
+        return parsed_event(event_key, event_type, occurred, known=False)
     call = obj(envelope, "call", "call", required=True)
     call_id = text(call, "call_id", "call.call_id", required=True) or ""
     vendor_extra = extra(call, MAPPED)
@@ -204,9 +206,107 @@ def parse(headers: Headers, body: bytes) -> ParsedEvent:
         }
     )
     update = CallUpdate(vendor_call_id=call_id, status=status, fields=fields)
-    return ParsedEvent(event_key, event_type, occurred, (update,))
+    return parsed_event(event_key, event_type, occurred, (update,))
 
 
-ADAPTER = InboundAdapter(NAME, parse, {"scheme": "standard-webhooks"})
+def samples(run: str, start: datetime) -> list[JSONObject]:
+    """One sample call as the vendor would send it (``callgate demo``): fresh ids, times from ``start``."""
+    t = SampleTimes(start)
+    call_id = int(run[:8], 16)
+    call = {
+        "call_id": call_id,
+        "agent_id": 14,
+        "direction": "inbound",
+        "from_number": "+14155550125",
+        "to_number": "+14155551234",
+        "start_time": t.at(0),
+        "end_time": None,
+        "duration_seconds": None,
+        "status": "in_progress",
+        "end_reason": None,
+        "recording_url": None,
+        "is_test_call": False,
+        "product": "support",
+        "voice": "alloy",
+        "grade_score": None,
+        "grade_status": None,
+        "issue_count": 0,
+        "critical_issue_count": 0,
+    }
+    ended = {
+        **call,
+        "end_time": t.at(200),
+        "duration_seconds": 200,
+        "status": "completed",
+        "end_reason": "caller_hangup",
+        "recording_url": f"gs://calls/{call_id}.mp3",
+        "billable_minutes": 4,
+        "billing_total_cents": 56,
+        "billed_at": t.at(210),
+        "grade_status": "pending",
+    }
+    graded = {**ended, "grade_score": 0.91, "grade_status": "completed", "grade_updated_at": t.at(240)}
+    transcript = [
+        {
+            "role": "assistant",
+            "content_type": "text",
+            "content": "Acme support, how can I help?",
+            "start_ms": 300,
+            "end_ms": 2100,
+        },
+        {
+            "role": "user",
+            "content_type": "text",
+            "content": "Where is my order?",
+            "start_ms": 2600,
+            "end_ms": 3900,
+        },
+        {
+            "role": "tool_call",
+            "content_type": "function",
+            "content": "lookup_order()",
+            "start_ms": 4200,
+            "end_ms": 4200,
+        },
+        {
+            "role": "assistant",
+            "content_type": "text",
+            "content": "It arrives tomorrow.",
+            "start_ms": 5200,
+            "end_ms": 6800,
+        },
+    ]
+    return [
+        {"id": f"whevt_{run}_1", "event": "call.started", "created_at": t.at(0), "call": call},
+        {"id": f"whevt_{run}_2", "event": "call.ended", "created_at": t.at(200), "call": ended},
+        {
+            "id": f"whevt_{run}_3",
+            "event": "call.transcript_ready",
+            "created_at": t.at(220),
+            "call": ended,
+            "transcript": transcript,
+        },
+        {
+            "id": f"whevt_{run}_4",
+            "event": "call.graded",
+            "created_at": t.at(240),
+            "call": graded,
+            "grade": {
+                "score": 0.91,
+                "summary": "Quick, correct answer.",
+                "criteria": [{"name": "resolution", "score": 1.0}],
+            },
+        },
+        {
+            "id": f"whevt_{run}_5",
+            "event": "issue_report.created",
+            "created_at": t.at(260),
+            "call": {**graded, "issue_count": 1},
+            "issue_report": {"id": f"ir_{run}", "title": "No order number confirmed", "severity": "info"},
+        },
+    ]
+
+
+ADAPTER = InboundAdapter(NAME, parse, {"scheme": "standard-webhooks"}, samples)
 
 __all__: list[Any] = ["ADAPTER", "parse"]

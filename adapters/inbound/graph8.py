@@ -7,6 +7,7 @@ seed's call record; ``call.transcript.ready`` adds ``transcript``, ``call.graded
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from adapters.base import (
@@ -14,6 +15,7 @@ from adapters.base import (
     InboundAdapter,
     JSONObject,
     ParsedEvent,
+    SampleTimes,
     arr,
     body_sha256,
     compact,
@@ -24,6 +26,7 @@ from adapters.base import (
     number,
     obj,
     offset_ms,
+    parsed_event,
     segment,
     snake,
     text,
@@ -194,10 +197,93 @@ def parse(headers: Headers, body: bytes) -> ParsedEvent:
     elif event_type == "session.updated":
         updates = ()  # a dialer session summary: stored as a raw event, it is no call
     else:
-        return ParsedEvent(event_key, event_type, occurred, known=False)
-    return ParsedEvent(event_key, event_type, occurred, updates)
+        return parsed_event(event_key, event_type, occurred, known=False)
+    return parsed_event(event_key, event_type, occurred, updates)
 
 
-ADAPTER = InboundAdapter(NAME, parse, {"scheme": "standard-webhooks"})
+def samples(run: str, start: datetime) -> list[JSONObject]:
+    """One sample call as the vendor would send it (``callgate demo``): fresh ids, times from ``start``."""
+    t = SampleTimes(start)
+    data = {
+        "room_name": f"rm_demo_{run}",
+        "session_id": f"ses_{run}",
+        "campaign_id": "cmp_demo",
+        "contact_id": 5028106,
+        "user_email": "sdr@example.com",
+        "agent_id": "ag_default",
+        "from_phone": "+14155551234",
+        "to_phone": "(415) 555-0123",
+        "direction": "outbound",
+    }
+    done = {
+        **data,
+        "status": "completed",
+        "disposition": "meeting_booked",
+        "started_at": t.at(0),
+        "answered_at": t.at(6),
+        "ended_at": t.at(318),
+        "duration_seconds": 318,
+        "talk_time_seconds": 312,
+        "credits_used": 120,
+    }
+    transcript = {
+        "status": "ready",
+        "transcript": [
+            {
+                "speaker": "agent",
+                "text": "Hi, it's Sam from Acme - do you have a minute?",
+                "timestamp": t.at(7),
+            },
+            {"speaker": "customer", "text": "Sure, what's this about?", "timestamp": t.at(11)},
+            {"speaker": "agent", "text": "Could we book 20 minutes on Thursday?", "timestamp": t.at(290)},
+        ],
+    }
+    grading = {
+        "overall_score": 82,
+        "segments": [{"name": "opening", "score": 90}, {"name": "discovery", "score": 74}],
+        "talk_listen_ratio": 0.43,
+        "objections_handled": ["timing"],
+        "next_best_action": "Send the deck.",
+    }
+    return [
+        {
+            "id": f"evt_{run}_1",
+            "type": "call.initiating",
+            "created_at": t.at(0),
+            "org_id": "org_demo",
+            "data": {**data, "status": "dialing", "started_at": t.at(0)},
+        },
+        {
+            "id": f"evt_{run}_2",
+            "type": "call.in_progress",
+            "created_at": t.at(6),
+            "org_id": "org_demo",
+            "data": {**data, "status": "in_progress", "answered_at": t.at(6)},
+        },
+        {
+            "id": f"evt_{run}_3",
+            "type": "call.completed",
+            "created_at": t.at(318),
+            "org_id": "org_demo",
+            "data": done,
+        },
+        {
+            "id": f"evt_{run}_4",
+            "type": "call.transcript.ready",
+            "created_at": t.at(330),
+            "org_id": "org_demo",
+            "data": {**done, "transcript": transcript},
+        },
+        {
+            "id": f"evt_{run}_5",
+            "type": "call.graded",
+            "created_at": t.at(340),
+            "org_id": "org_demo",
+            "data": {**done, "grading": grading},
+        },
+    ]
+
+
+ADAPTER = InboundAdapter(NAME, parse, {"scheme": "standard-webhooks"}, samples)
 
 __all__: list[Any] = ["ADAPTER", "parse"]

@@ -11,6 +11,7 @@ Zero values are omitted by protojson, so every field is optional.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from adapters.base import (
@@ -18,12 +19,14 @@ from adapters.base import (
     InboundAdapter,
     JSONObject,
     ParsedEvent,
+    SampleTimes,
     arr,
     body_sha256,
     compact,
     iso,
     load_object,
     obj,
+    parsed_event,
     snake,
     text,
     unix_millis,
@@ -192,16 +195,69 @@ def parse(headers: Headers, body: bytes) -> ParsedEvent:
     room = obj(envelope, "room", "room")
     participant = obj(envelope, "participant", "participant")
     if event not in EVENTS:
-        return ParsedEvent(event_key, event, occurred, known=False)
+        return parsed_event(event_key, event, occurred, known=False)
     kind = _enum(participant.get("kind"), PARTICIPANT_KINDS, "participant.kind")
     update: CallUpdate | None
     if participant and kind == "SIP" and _attributes(participant).get("sip.callID"):
         update = _sip_update(event, envelope, room, participant)
     else:
         update = _room_update(event, envelope, room)
-    return ParsedEvent(event_key, event, occurred, (update,) if update else ())
+    return parsed_event(event_key, event, occurred, (update,) if update else ())
 
 
-ADAPTER = InboundAdapter(NAME, parse, {"scheme": "livekit"})
+def samples(run: str, start: datetime) -> list[JSONObject]:
+    """One sample call as the vendor would send it (``callgate demo``): fresh ids, times from ``start``."""
+    t = SampleTimes(start)
+    room = {"sid": f"RM_{run}", "name": f"call-{run}"}
+    participant = {
+        "sid": f"PA_{run}",
+        "identity": "sip_+14155550127",
+        "name": "Phone +14155550127",
+        "kind": "SIP",
+        "joinedAt": str(t.unix(2)),
+        "attributes": {
+            "sip.phoneNumber": "+14155550127",
+            "sip.trunkPhoneNumber": "+14155551234",
+            "sip.callID": f"SCL_{run}",
+            "sip.ruleID": "SDR_demo",
+            "sip.callStatus": "active",
+        },
+    }
+    ns = 1_000_000_000
+    egress = {
+        "egressId": f"EG_{run}",
+        "roomId": room["sid"],
+        "roomName": room["name"],
+        "status": "EGRESS_COMPLETE",
+        "startedAt": str(t.unix(3) * ns),
+        "endedAt": str(t.unix(150) * ns),
+        "fileResults": [
+            {
+                "filename": f"calls/{run}.ogg",
+                "duration": str(147 * ns),
+                "location": f"s3://recordings/calls/{run}.ogg",
+            }
+        ],
+    }
+    return [
+        {
+            "event": "participant_joined",
+            "room": room,
+            "participant": {**participant, "state": "ACTIVE"},
+            "id": f"EV_{run}_1",
+            "createdAt": str(t.unix(2)),
+        },
+        {
+            "event": "participant_left",
+            "room": room,
+            "participant": {**participant, "state": "DISCONNECTED", "disconnectReason": "CLIENT_INITIATED"},
+            "id": f"EV_{run}_2",
+            "createdAt": str(t.unix(150)),
+        },
+        {"event": "egress_ended", "egressInfo": egress, "id": f"EV_{run}_3", "createdAt": str(t.unix(152))},
+    ]
+
+
+ADAPTER = InboundAdapter(NAME, parse, {"scheme": "livekit"}, samples)
 
 __all__: list[Any] = ["ADAPTER", "parse"]

@@ -17,6 +17,7 @@ from adapters.base import (
     InboundAdapter,
     JSONObject,
     ParsedEvent,
+    SampleTimes,
     arr,
     at_offset,
     body_sha256,
@@ -27,6 +28,7 @@ from adapters.base import (
     load_object,
     obj,
     objects,
+    parsed_event,
     segment,
     snake,
     text,
@@ -113,7 +115,7 @@ def parse(headers: Headers, body: bytes) -> ParsedEvent:
     event_key = text(envelope, "id", "id") or headers.get("webhook-id") or body_sha256(body)
     occurred = timestamp(envelope, "created_at", "created_at")
     if event_type not in EVENTS:
-        return ParsedEvent(event_key, event_type, occurred, known=False)
+        return parsed_event(event_key, event_type, occurred, known=False)
     data = obj(envelope, "data", "data", required=True)
     call = obj(data, "call", "data.call", required=True)
     call_id = text(call, "id", "data.call.id", required=True) or ""
@@ -157,9 +159,61 @@ def parse(headers: Headers, body: bytes) -> ParsedEvent:
         }
     )
     update = CallUpdate(vendor_call_id=call_id, status=status, fields=fields)
-    return ParsedEvent(event_key, event_type, occurred, (update,))
+    return parsed_event(event_key, event_type, occurred, (update,))
 
 
-ADAPTER = InboundAdapter(NAME, parse, {"scheme": "standard-webhooks"})
+def samples(run: str, start: datetime) -> list[JSONObject]:
+    """One sample call as the vendor would send it (``callgate demo``): fresh ids, times from ``start``."""
+    t = SampleTimes(start)
+    call = {
+        "id": f"rtc_{run}",
+        "direction": "outbound",
+        "from": "+14155551234",
+        "to": "+14155550126",
+        "started_at": t.at(0),
+    }
+    ended = {
+        **call,
+        "ended_at": t.at(245),
+        "duration_seconds": 245,
+        "outcome": "qualified",
+        "recording_url": f"https://recordings.example.com/{run}.mp3",
+        "summary": "Budget approved; demo booked.",
+        "transcript": [
+            {"role": "agent", "text": "Is now a good time?", "at_ms": 1200},
+            {"role": "lead", "text": "Yes, go ahead.", "at_ms": 3900},
+        ],
+    }
+    verdict = {
+        "qualified": True,
+        "meeting": {"scheduled": True, "starts_at": t.at(86400 * 3)},
+        "follow_up_reasons": ["send_pricing"],
+    }
+    run_data = {
+        "run_id": f"run_{run}",
+        "agent": "voice-lead-qualifier",
+        "call_batch_id": "cb_demo",
+        "lead_id": f"lead_{run}",
+        "objective": "qualify_for_demo",
+    }
+    return [
+        {
+            "id": f"evt_q_{run}_1",
+            "event": "call.started",
+            "workspace_id": "ws_demo",
+            "created_at": t.at(0),
+            "data": {"call": call},
+        },
+        {
+            "id": f"evt_q_{run}_2",
+            "event": "agent.run.completed",
+            "workspace_id": "ws_demo",
+            "created_at": t.at(250),
+            "data": {**run_data, "call": ended, "verdict": verdict},
+        },
+    ]
+
+
+ADAPTER = InboundAdapter(NAME, parse, {"scheme": "standard-webhooks"}, samples)
 
 __all__: list[Any] = ["ADAPTER", "parse"]

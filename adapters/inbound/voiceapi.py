@@ -13,6 +13,7 @@ The event names are the only status signal, and each event's ``timestamp`` is th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from adapters.base import (
@@ -20,6 +21,7 @@ from adapters.base import (
     InboundAdapter,
     JSONObject,
     ParsedEvent,
+    SampleTimes,
     body_sha256,
     compact,
     extra,
@@ -27,6 +29,7 @@ from adapters.base import (
     iso,
     load_object,
     obj,
+    parsed_event,
     snake,
     text,
     timestamp,
@@ -73,7 +76,7 @@ def parse(headers: Headers, body: bytes) -> ParsedEvent:
     occurred = timestamp(envelope, "timestamp", "timestamp")
     status = EVENTS.get(event_type)
     if status is None:
-        return ParsedEvent(event_key, event_type, occurred, known=False)
+        return parsed_event(event_key, event_type, occurred, known=False)
     session = text(envelope, "session_id", "session_id", required=True) or ""
     data = obj(envelope, "data", "data")
     vendor_extra = extra(data, MAPPED)
@@ -103,10 +106,44 @@ def parse(headers: Headers, body: bytes) -> ParsedEvent:
         }
     )
     update = CallUpdate(vendor_call_id=session, status=status, fields=fields)
-    return ParsedEvent(event_key, event_type, occurred, (update,))
+    return parsed_event(event_key, event_type, occurred, (update,))
+
+
+def samples(run: str, start: datetime) -> list[JSONObject]:
+    """One sample call as the vendor would send it (``callgate demo``): fresh ids, times from ``start``."""
+    t = SampleTimes(start)
+    data = {
+        "agent_id": "agt_reminders",
+        "direction": "outbound",
+        "to_number": "+14155550124",
+        "from_number": "+14155551234",
+        "context": {"patient": "Jane Doe"},
+        "max_duration": 600,
+        "recording": True,
+    }
+    events = [
+        ("call.initiating", 0, {}),
+        ("call.ringing", 3, {}),
+        ("call.in_progress", 9, {}),
+        (
+            "call.completed",
+            250,
+            {"duration": 241, "end_reason": "agent_hangup", "recording_id": f"rec_{run}"},
+        ),
+    ]
+    return [
+        {
+            "event": name,
+            "event_id": f"ve_{run}_{i}",
+            "session_id": f"vs_{run}",
+            "timestamp": t.at(at),
+            "data": {**data, **more},
+        }
+        for i, (name, at, more) in enumerate(events)
+    ]
 
 
 # hmac with x-signature over "{timestamp}.{body}" (x-timestamp), hex: the HmacConfig defaults.
-ADAPTER = InboundAdapter(NAME, parse, {"scheme": "hmac"})
+ADAPTER = InboundAdapter(NAME, parse, {"scheme": "hmac"}, samples)
 
 __all__: list[Any] = ["ADAPTER", "parse"]

@@ -7,6 +7,7 @@ carries the full object; ``EpaCompleted`` may carry only ``id`` and ``epaResults
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from adapters.base import (
@@ -14,6 +15,7 @@ from adapters.base import (
     InboundAdapter,
     JSONObject,
     ParsedEvent,
+    SampleTimes,
     arr,
     at_offset,
     body_sha256,
@@ -25,6 +27,7 @@ from adapters.base import (
     number,
     obj,
     objects,
+    parsed_event,
     segment,
     snake,
     text,
@@ -114,7 +117,7 @@ def parse(headers: Headers, body: bytes) -> ParsedEvent:
     event_key = text(envelope, "eventId", "eventId") or body_sha256(body)
     occurred = timestamp(envelope, "occurredAt", "occurredAt")
     if event_type not in EVENT_TYPES:
-        return ParsedEvent(event_key, event_type, occurred, known=False)
+        return parsed_event(event_key, event_type, occurred, known=False)
     data = obj(envelope, "data", "data", required=True)
     call_id = text(data, "id", "data.id", required=True)
     vendor_extra = extra(data, MAPPED)
@@ -143,7 +146,47 @@ def parse(headers: Headers, body: bytes) -> ParsedEvent:
         }
     )
     update = CallUpdate(vendor_call_id=call_id, status=status, fields=fields)
-    return ParsedEvent(event_key, event_type, occurred, (update,))
+    return parsed_event(event_key, event_type, occurred, (update,))
+
+
+def samples(run: str, start: datetime) -> list[JSONObject]:
+    """One sample call as the vendor would send it (``callgate demo``): fresh ids, times from ``start``."""
+    t = SampleTimes(start)
+    call = {"id": f"vc_{run}", "campaignId": "camp_demo", "direction": "Inbound", "createdAt": t.at(0)}
+    done = {
+        **call,
+        "state": "Completed",
+        "startTime": t.at(0),
+        "endTime": t.at(180),
+        "durationSeconds": 180,
+        "talkTimeSeconds": 171,
+        "outcome": "Successful",
+        "transcript": [
+            {"role": "agent", "text": "Thanks for calling.", "timestamp": "00:00:01"},
+            {"role": "customer", "text": "Happy to help with the survey.", "timestamp": "00:00:04"},
+        ],
+    }
+    epa = {
+        "id": f"vc_{run}",
+        "epaResults": {
+            "state": "Completed",
+            "completionReason": "AllAnswered",
+            "totalQuestions": 2,
+            "questionsAnswered": 2,
+            "calculatedScore": 92.5,
+            "responses": [{"question": "How satisfied are you?", "answer": "Very", "score": 5}],
+        },
+    }
+    return [
+        {
+            "eventId": f"{run}-1",
+            "eventType": "VoiceCallCreated",
+            "occurredAt": t.at(0),
+            "data": {**call, "state": "Ringing"},
+        },
+        {"eventId": f"{run}-2", "eventType": "VoiceCallCompleted", "occurredAt": t.at(181), "data": done},
+        {"eventId": f"{run}-3", "eventType": "EpaCompleted", "occurredAt": t.at(240), "data": epa},
+    ]
 
 
 ADAPTER = InboundAdapter(
@@ -151,6 +194,7 @@ ADAPTER = InboundAdapter(
     parse,
     {"scheme": "hmac", "signature_header": "x-signature", "timestamp_header": None, "template": "{body}",
      "algorithm": "sha256", "encoding": "base64"},
+    samples,
 )  # fmt: skip
 
 __all__: list[Any] = ["ADAPTER", "parse"]

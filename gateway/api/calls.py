@@ -17,7 +17,7 @@ from gateway.api.common import (
     services,
     tenant_principal,
 )
-from gateway.errors import NotFound, ValidationFailed
+from gateway.errors import ValidationFailed, found
 from gateway.model import Direction, Status
 from gateway.phones import to_e164
 from gateway.store import calls as store
@@ -60,9 +60,7 @@ async def get_call(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
     async with svc.db.reading() as conn:
-        row = await store.get_call(conn, tenant_id, request.path_params["call_id"])
-    if row is None:
-        raise NotFound("no such call")
+        row = found(await store.get_call(conn, tenant_id, request.path_params["call_id"]), "call")
     return json_response(render.call(row))
 
 
@@ -71,8 +69,7 @@ async def call_events(request: Request) -> Response:
     _, tenant_id = await tenant_principal(request)
     call_id = request.path_params["call_id"]
     async with svc.db.reading() as conn:
-        if await store.get_call(conn, tenant_id, call_id) is None:
-            raise NotFound("no such call")
+        found(await store.get_call(conn, tenant_id, call_id), "call")
         rows = await store.list_call_events(conn, tenant_id, call_id)
     return json_response({"data": [render.call_event(r) for r in rows]})
 

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from gateway.admin import Principal, authenticate
+from gateway.auth import Principal, authenticate
 from gateway.errors import BadRequest, CallgateError, Forbidden, PayloadTooLarge, ValidationFailed
 from gateway.services import Services
 

@@ -14,10 +14,8 @@ from starlette.routing import Route
 
 from gateway.api.common import json_response, read_limited, services
 from gateway.errors import CallgateError, NotFound, PayloadError
-from gateway.ids import new_id
-from gateway.ingest import IngestJob, IngestResult, apply_event, prepare, storable_headers
+from gateway.ingest import IngestJob, IngestResult, Quarantined, apply_event, prepare, quarantine
 from gateway.sources import ActiveSource
-from gateway.store import events as event_store
 
 log = structlog.get_logger("callgate.hooks")
 
@@ -61,15 +59,9 @@ async def receive(request: Request) -> Response:
     result = await svc.writer.submit(work)
     if any(c.types for c in result.changes):
         svc.wake_worker()
-    unmapped = {
-        key: value
-        for update in parsed.updates
-        for key, value in update.fields.get("vendor_extra", {}).items()
-        if key.startswith("unmapped_")
-    }
-    (log.warning if unmapped or not parsed.known else log.info)(
+    (log.warning if parsed.unmapped or not parsed.known else log.info)(
         "webhook",
-        unmapped=unmapped or None,
+        unmapped=dict(parsed.unmapped) or None,
         outcome="duplicate" if result.duplicate else "stored",
         event_key=parsed.event_key,
         event_type=parsed.event_type,
@@ -92,21 +84,10 @@ async def _quarantine(request: Request, source: ActiveSource, body: bytes, exc: 
         log.info("webhook", outcome="quarantined", reason=message)
     else:
         log.error("webhook", outcome="quarantined", reason=message, exc_info=exc)
-    values = {
-        "id": new_id("qua"),
-        "tenant_id": source.tenant_id,
-        "source_id": source.id,
-        "vendor": source.vendor,
-        "received_at": svc.clock(),
-        "headers": storable_headers(request.headers),
-        "body": body,
-        "error": message[:2000],
-    }
-
-    def work(conn: Connection) -> None:
-        event_store.insert_quarantine(conn, values)
-
-    await svc.writer.submit(work)
+    item = Quarantined(
+        source.tenant_id, source.id, source.vendor, request.headers, body, message, svc.clock()
+    )
+    await svc.writer.submit(lambda conn: quarantine(conn, item))
 
 
 routes = [Route("/hooks/{source_id}", receive, methods=["POST"])]

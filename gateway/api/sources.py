@@ -10,10 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import render
 from gateway import sources as service
 from gateway.api.common import json_response, read_model, services, tenant_principal
-from gateway.errors import NotFound
-from gateway.store import sources as store
 
 
 class SourceIn(BaseModel):
@@ -45,7 +44,7 @@ async def create_source(request: Request) -> Response:
         verification=body.verification,
         enabled=body.enabled,
     )
-    shown = service.render(row, svc.settings.base_url)
+    shown = render.source(row, svc.settings.base_url)
     if generated is not None:
         shown["secret"] = generated
     if api_key is not None:
@@ -56,56 +55,41 @@ async def create_source(request: Request) -> Response:
 async def list_sources(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
-    async with svc.db.reading() as conn:
-        rows = await store.list_for_tenant(conn, tenant_id)
-    return json_response({"data": [service.render(r, svc.settings.base_url) for r in rows]})
+    rows = await service.list_for_tenant(svc.db, tenant_id)
+    return json_response({"data": [render.source(r, svc.settings.base_url) for r in rows]})
 
 
 async def get_source(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
-    async with svc.db.reading() as conn:
-        row = await store.get(conn, tenant_id, request.path_params["source_id"])
-    if row is None:
-        raise NotFound("no such source")
-    return json_response(service.render(row, svc.settings.base_url))
+    row = await service.get(svc.db, tenant_id, request.path_params["source_id"])
+    return json_response(render.source(row, svc.settings.base_url))
 
 
 async def patch_source(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
-    source_id = request.path_params["source_id"]
     body = await read_model(request, SourcePatch)
-    async with svc.db.writing() as conn:
-        row = await store.get(conn, tenant_id, source_id)
-        if row is None:
-            raise NotFound("no such source")
-        values: dict[str, Any] = {"updated_at": svc.clock()}
-        if body.name is not None:
-            values["name"] = body.name
-        if body.enabled is not None:
-            values["enabled"] = body.enabled
-        if body.verification is not None:
-            adapter = svc.adapters[row["vendor"]]
-            config, _, _ = service.build_verification(adapter, body.verification)
-            values["verification"] = config.model_dump()
-        await store.modify(conn, tenant_id, source_id, values)
-        row = await store.get(conn, tenant_id, source_id)
-    svc.sources.invalidate(source_id)
-    if row is None:
-        raise NotFound("no such source")
-    return json_response(service.render(row, svc.settings.base_url))
+    row = await service.modify(
+        svc.db,
+        svc.sources,
+        svc.adapters,
+        svc.clock(),
+        tenant_id=tenant_id,
+        source_id=request.path_params["source_id"],
+        name=body.name,
+        enabled=body.enabled,
+        verification=body.verification,
+    )
+    return json_response(render.source(row, svc.settings.base_url))
 
 
 async def delete_source(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
-    source_id = request.path_params["source_id"]
-    async with svc.db.writing() as conn:
-        deleted = await store.soft_delete(conn, tenant_id, source_id, svc.clock())
-    svc.sources.invalidate(source_id)
-    if not deleted:
-        raise NotFound("no such source")
+    await service.delete(
+        svc.db, svc.sources, svc.clock(), tenant_id=tenant_id, source_id=request.path_params["source_id"]
+    )
     return Response(status_code=204)
 
 

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import outbox, render
 from gateway import subscriptions as service
 from gateway.api.common import json_response, read_model, services, tenant_principal
-from gateway.api.deliveries import render_delivery
-from gateway.errors import NotFound
-from gateway.store import outbox as store
+from gateway.errors import found
+from gateway.store import subscriptions as store
 
 
 class SubscriptionIn(BaseModel):
@@ -59,25 +59,23 @@ async def create_subscription(request: Request) -> Response:
         max_concurrency=body.max_concurrency,
         enabled=body.enabled,
     )
-    return json_response({**service.render(row), "secret": secret}, 201)
+    return json_response({**render.subscription(row), "secret": secret}, 201)
 
 
 async def list_subscriptions(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
     async with svc.db.reading() as conn:
-        rows = await store.list_subscriptions(conn, tenant_id)
-    return json_response({"data": [service.render(r) for r in rows]})
+        rows = await store.list_for_tenant(conn, tenant_id)
+    return json_response({"data": [render.subscription(r) for r in rows]})
 
 
 async def get_subscription(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
     async with svc.db.reading() as conn:
-        row = await store.get_subscription(conn, tenant_id, request.path_params["subscription_id"])
-    if row is None:
-        raise NotFound("no such subscription")
-    return json_response(service.render(row))
+        row = found(await store.get(conn, tenant_id, request.path_params["subscription_id"]), "subscription")
+    return json_response(render.subscription(row))
 
 
 async def patch_subscription(request: Request) -> Response:
@@ -99,7 +97,7 @@ async def patch_subscription(request: Request) -> Response:
             values |= {"disabled_reason": None, "failing_since": None}
     row = await service.modify(svc.db, tenant_id, request.path_params["subscription_id"], values)
     svc.wake_worker()
-    return json_response(service.render(row))
+    return json_response(render.subscription(row))
 
 
 async def delete_subscription(request: Request) -> Response:
@@ -122,15 +120,15 @@ async def rotate_secret(request: Request) -> Response:
         svc.clock(),
         svc.settings.secret_rotation_seconds,
     )
-    return json_response({**service.render(row), "secret": secret})
+    return json_response({**render.subscription(row), "secret": secret})
 
 
 async def send_test(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
-    row = await service.send_test(svc.db, tenant_id, request.path_params["subscription_id"], svc.clock())
+    row = await outbox.send_ping(svc.db, tenant_id, request.path_params["subscription_id"], svc.clock())
     svc.wake_worker()
-    return json_response(render_delivery(row), 202)
+    return json_response(render.delivery(row), 202)
 
 
 async def recover(request: Request) -> Response:
@@ -138,7 +136,7 @@ async def recover(request: Request) -> Response:
     _, tenant_id = await tenant_principal(request)
     body = await read_model(request, RecoverIn)
     since = body.since if body.since.tzinfo else body.since.replace(tzinfo=svc.clock().tzinfo)
-    count = await service.recover(
+    count = await outbox.recover(
         svc.db, tenant_id, request.path_params["subscription_id"], since, svc.clock()
     )
     svc.wake_worker()

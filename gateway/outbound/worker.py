@@ -1,4 +1,4 @@
-"""The outbox worker: claims due deliveries with a lease, sends them, records every attempt, decides.
+"""The outbox worker: claim -> send -> finish. It runs no SQL: ``gateway.outbox`` owns every row change.
 
 - A claim is one short transaction that leases rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL); the HTTP
   request happens after it commits, and its outcome is written in another. No network I/O ever happens
@@ -21,23 +21,21 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import structlog
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import RowMapping
 
-from gateway import __version__
+from gateway import __version__, outbox
 from gateway.clock import Clock
-from gateway.config import Settings
 from gateway.ids import new_id
-from gateway.outbound.retry import Decision, Outcome, Policy, Verdict, decide, should_disable
+from gateway.outbound.retry import Outcome, Policy, decide
 from gateway.outbound.ssrf import BlockedTarget, IPAddress, TargetPolicy, checked_address
 from gateway.signing import sign_standard_webhooks
-from gateway.store import outbox as store
 from gateway.store.db import Database
 from gateway.subscriptions import signing_secrets
 
@@ -55,23 +53,6 @@ class WorkerConfig:
     batch: int = 100
     concurrency: int = 64
     poll_seconds: float = 1.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerConfig:
-        return cls(
-            policy=Policy(
-                schedule=tuple(settings.retry_schedule_seconds),
-                jitter=settings.retry_jitter,
-                throttle_floor=settings.throttle_floor_seconds,
-                disable_after=settings.disable_after_seconds,
-            ),
-            targets=TargetPolicy.build(settings.allow_private_targets, settings.allowed_target_cidrs),
-            timeout=settings.delivery_timeout_seconds,
-            lease_seconds=settings.worker_lease_seconds,
-            batch=settings.worker_batch,
-            concurrency=settings.worker_concurrency,
-            poll_seconds=settings.worker_poll_seconds,
-        )
 
 
 class RateLimiter:
@@ -172,9 +153,7 @@ class Worker:
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
-        left = list(self._inflight)
-        if left:
-            await self.db.run_write(lambda conn: store.release(conn, left, self.owner))
+        await outbox.release(self.db, list(self._inflight), self.owner)
         if self._own_client and self._client is not None:
             await self._client.aclose()
 
@@ -201,27 +180,16 @@ class Worker:
         room = self.config.concurrency - len(self._inflight)
         if room <= 0:
             return 0
-        busy = dict(self._per_endpoint)
-        now = self.clock()
-        until = now + timedelta(seconds=self.config.lease_seconds)
-
-        def work(conn: Connection) -> list[RowMapping]:
-            candidates = store.claim(conn, now=now, limit=min(room, self.config.batch) * 2)
-            chosen: list[RowMapping] = []
-            taken: defaultdict[str, int] = defaultdict(int)
-            for row in candidates:
-                sub = row["subscription_id"]
-                cap = row["max_concurrency"]
-                if row["id"] in self._inflight or (cap and busy.get(sub, 0) + taken[sub] >= cap):
-                    continue
-                chosen.append(row)
-                taken[sub] += 1
-                if len(chosen) >= room:
-                    break
-            store.lease(conn, [r["id"] for r in chosen], self.owner, until)
-            return chosen
-
-        rows = await self.db.run_write(work)
+        rows = await outbox.claim(
+            self.db,
+            owner=self.owner,
+            now=self.clock(),
+            lease_seconds=self.config.lease_seconds,
+            room=room,
+            batch=self.config.batch,
+            busy=dict(self._per_endpoint),
+            inflight=set(self._inflight),
+        )
         for row in rows:
             self._per_endpoint[row["subscription_id"]] += 1
             task = asyncio.create_task(self._deliver(row))
@@ -251,12 +219,9 @@ class Worker:
         self.attempts += 1
         now = self.clock()
         decision = decide(self.config.policy, row["attempts"] + 1, outcome, now, self.rng)
+        attempt = outbox.Attempt(attempted_at, outcome, latency_ms, body_text)
         try:
-            await self.db.run_write(
-                lambda conn: self._record(
-                    conn, row, outcome, decision, body_text, attempted_at, latency_ms, now
-                )
-            )
+            await outbox.finish_attempt(self.db, row, self.owner, attempt, decision, self.config.policy, now)
         except Exception:  # the lease expires and the delivery is sent again: at least once
             log.exception("recording a delivery attempt failed", delivery_id=row["id"])
             return
@@ -299,75 +264,3 @@ class Worker:
             return Outcome(error=f"timeout after {self.config.timeout:g} s", timed_out=True), None
         except (httpx.HTTPError, OSError) as exc:
             return Outcome(error=f"{type(exc).__name__}: {exc}"[:500]), None
-
-    def _record(
-        self,
-        conn: Connection,
-        row: RowMapping,
-        outcome: Outcome,
-        decision: Decision,
-        body_text: str | None,
-        attempted_at: datetime,
-        latency_ms: int,
-        now: datetime,
-    ) -> None:
-        store.record_attempt(
-            conn,
-            {
-                "id": new_id("att"),
-                "delivery_id": row["id"],
-                "tenant_id": row["tenant_id"],
-                "attempted_at": attempted_at,
-                "status_code": outcome.status_code,
-                "latency_ms": latency_ms,
-                "error": outcome.error,
-                "response_body": body_text,
-                "next_attempt_at": decision.next_attempt_at,
-            },
-        )
-        values: dict[str, Any] = {
-            "attempts": row["attempts"] + 1,
-            "last_status_code": outcome.status_code,
-            "last_error": outcome.error,
-            "updated_at": now,
-        }
-        if decision.verdict is Verdict.RETRY:
-            values["next_attempt_at"] = decision.next_attempt_at
-        else:
-            values |= {
-                "status": "succeeded" if decision.verdict is Verdict.SUCCEEDED else "dead",
-                "completed_at": now,
-            }
-        if not store.update_delivery(conn, row["id"], self.owner, values):
-            return  # the lease ran out and another worker owns the row now; the attempt stays logged
-        sub = row["subscription_id"]
-        if decision.verdict is Verdict.SUCCEEDED:
-            if row["failing_since"] is not None:
-                store.update_subscription(conn, sub, {"failing_since": None})
-            return
-        failing_since = row["failing_since"] or now
-        if row["failing_since"] is None:
-            store.update_subscription(conn, sub, {"failing_since": now})
-        if decision.verdict is Verdict.GONE:
-            self._disable(conn, row, now, "endpoint answered 410 Gone")
-        elif should_disable(self.config.policy, failing_since, now):
-            self._disable(conn, row, now, f"failing continuously since {failing_since.isoformat()}")
-
-    def _disable(self, conn: Connection, row: RowMapping, now: datetime, reason: str) -> None:
-        store.update_subscription(
-            conn,
-            row["subscription_id"],
-            {"enabled": False, "disabled_reason": reason[:200], "updated_at": now},
-        )
-        store.record_operator_event(
-            conn,
-            {
-                "id": new_id("opv"),
-                "tenant_id": row["tenant_id"],
-                "kind": "subscription.disabled",
-                "subject_id": row["subscription_id"],
-                "detail": {"reason": reason, "delivery_id": row["id"]},
-                "created_at": now,
-            },
-        )
-        log.warning("subscription disabled", subscription_id=row["subscription_id"], reason=reason)

@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
+from gateway import outbox
 from gateway import subscriptions as service
+from gateway.ids import new_whsec
 from gateway.outbound.retry import Policy
 from gateway.outbound.ssrf import TargetPolicy
 from gateway.outbound.worker import Worker, WorkerConfig
@@ -112,7 +114,7 @@ async def test_a_change_is_delivered_signed_and_verifiable(make: Any) -> None:
         (got,) = endpoint.received
         Webhook(s.secret).verify(got.body, got.headers)  # the reference library, timestamp check and all
         assert got.verifies_with(s.secret)
-        assert not got.verifies_with(service.new_secret())
+        assert not got.verifies_with(new_whsec())
         assert got.json["type"] == "call.completed"
         assert got.json["data"]["call"]["status"] == "completed"
         assert got.json["data"]["version"] == 1
@@ -282,12 +284,12 @@ async def test_exhausted_rows_are_dead_and_recover_requeues_them(make: Any) -> N
         await s.worker.run_once()
         (row,) = await s.rows()
         assert row["status"] == "dead"
-        count = await service.recover(
+        count = await outbox.recover(
             s.db, s.tenant, s.subscription["id"], START - timedelta(hours=1), s.clock()
         )
         assert count == 1
         await s.worker.run_once()  # 500 again: dead again (one attempt per schedule)
-        await service.retry_delivery(s.db, s.tenant, row["id"], s.clock())
+        await outbox.retry(s.db, s.tenant, row["id"], s.clock())
         await s.worker.run_once()
         (row,) = await s.rows()
         assert row["status"] == "succeeded"
@@ -314,11 +316,11 @@ async def test_max_concurrency_limits_claims_per_endpoint(make: Any) -> None:
 async def test_a_ping_and_the_ssrf_check_at_delivery_time(make: Any) -> None:
     with receiver() as endpoint:
         s = await make(endpoint.url)
-        await service.send_test(s.db, s.tenant, s.subscription["id"], s.clock())
+        await outbox.send_ping(s.db, s.tenant, s.subscription["id"], s.clock())
         await s.worker.run_once()
         assert endpoint.received[-1].json["type"] == "ping"
         strict = Worker(s.db, replace(s.worker.config, targets=TargetPolicy()), s.clock)
-        await service.send_test(s.db, s.tenant, s.subscription["id"], s.clock())
+        await outbox.send_ping(s.db, s.tenant, s.subscription["id"], s.clock())
         await strict.run_once()
         await strict.stop(grace=1)
         assert len(endpoint.received) == 1

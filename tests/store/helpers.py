@@ -9,21 +9,20 @@ from typing import Any
 from sqlalchemy import select
 
 from adapters.registry import INBOUND
-from gateway import admin
+from gateway import auth
 from gateway import sources as source_service
-from gateway.app import make_reparse
 from gateway.clock import system_clock
-from gateway.ingest import IngestJob, IngestResult, apply_event
+from gateway.ingest import IngestJob, IngestResult, apply_event, reparser
 from gateway.store.db import Database
 from gateway.store.tables import calls
 from tests.helpers import FIXTURES
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-reparse = make_reparse(INBOUND, "US")
+reparse = reparser(INBOUND, "US")
 
 
 async def new_source(db: Database, vendor: str) -> tuple[str, str]:
-    tenant_id, _ = await admin.create_tenant(db, "t", system_clock)
+    tenant_id, _ = await auth.create_tenant(db, "t", system_clock)
     row, _, _ = await source_service.create(
         db, INBOUND, system_clock, tenant_id=tenant_id, name=vendor, vendor=vendor, verification=None
     )

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from adapters.base import ParsedEvent
-from gateway.ingest import IngestJob, Reparse, apply_event
+from gateway.inbound import Reparse
+from gateway.ingest import IngestJob, apply_event
 from gateway.replay import REPLAY_EVENT, replay
 from gateway.store import events as event_store
 from gateway.store.db import Database

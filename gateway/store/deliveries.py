@@ -1,5 +1,6 @@
-"""The outbox tables: subscriptions, deliveries and their attempts. Synchronous Core for the ingest batch
-and the worker's claims; async reads for the API."""
+"""The delivery tables: ``deliveries`` (the outbox), ``delivery_attempts`` and ``operator_events``.
+Synchronous Core for the ingest batch and the worker; async reads for the API. Only ``gateway.outbox``
+calls the writing functions: it owns every state change of a delivery."""
 
 from __future__ import annotations
 
@@ -7,22 +8,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import deliveries, delivery_attempts, operator_events, subscriptions
 
-_ACTIVE = select(subscriptions.c.id, subscriptions.c.event_types).where(
-    subscriptions.c.tenant_id == bindparam("tenant_id"),
-    subscriptions.c.enabled.is_(True),
-    subscriptions.c.deleted_at.is_(None),
-)
 _INSERT_DELIVERY = insert(deliveries)
-
-
-def active_subscriptions(conn: Connection, tenant_id: str) -> Sequence[RowMapping]:
-    return conn.execute(_ACTIVE, {"tenant_id": tenant_id}).mappings().all()
 
 
 def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -109,7 +101,7 @@ def record_attempt(conn: Connection, values: Mapping[str, Any]) -> None:
     conn.execute(insert(delivery_attempts), dict(values))
 
 
-def update_delivery(conn: Connection, delivery_id: str, owner: str, values: Mapping[str, Any]) -> bool:
+def finish(conn: Connection, delivery_id: str, owner: str, values: Mapping[str, Any]) -> bool:
     """Applies the outcome, only if this worker still holds the lease (else another one took over)."""
     result = conn.execute(
         update(deliveries)
@@ -119,8 +111,32 @@ def update_delivery(conn: Connection, delivery_id: str, owner: str, values: Mapp
     return bool(result.rowcount)
 
 
-def update_subscription(conn: Connection, subscription_id: str, values: Mapping[str, Any]) -> None:
-    conn.execute(update(subscriptions).where(subscriptions.c.id == subscription_id).values(**values))
+_FRESH = {"status": "pending", "attempts": 0, "completed_at": None}
+
+
+def requeue_dead(conn: Connection, subscription_id: str, since: datetime, now: datetime) -> int:
+    """Dead rows of one endpoint created since ``since``: pending, due now, on a fresh schedule (their
+    attempts stay logged)."""
+    result = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.subscription_id == subscription_id,
+            deliveries.c.status == "dead",
+            deliveries.c.created_at >= since,
+        )
+        .values(**_FRESH, next_attempt_at=now, updated_at=now)
+    )
+    return int(result.rowcount)
+
+
+def requeue_one(conn: Connection, tenant_id: str, delivery_id: str, now: datetime) -> bool:
+    """One row, whatever its state, pending and due now on a fresh schedule."""
+    result = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id)
+        .values(**_FRESH, next_attempt_at=now, updated_at=now)
+    )
+    return bool(result.rowcount)
 
 
 def record_operator_event(conn: Connection, values: Mapping[str, Any]) -> None:
@@ -128,24 +144,6 @@ def record_operator_event(conn: Connection, values: Mapping[str, Any]) -> None:
 
 
 # --- reads for the API --------------------------------------------------------------------------------
-
-
-async def get_subscription(conn: AsyncConnection, tenant_id: str, subscription_id: str) -> RowMapping | None:
-    query = select(subscriptions).where(
-        subscriptions.c.tenant_id == tenant_id,
-        subscriptions.c.id == subscription_id,
-        subscriptions.c.deleted_at.is_(None),
-    )
-    return (await conn.execute(query)).mappings().first()
-
-
-async def list_subscriptions(conn: AsyncConnection, tenant_id: str) -> Sequence[RowMapping]:
-    query = (
-        select(subscriptions)
-        .where(subscriptions.c.tenant_id == tenant_id, subscriptions.c.deleted_at.is_(None))
-        .order_by(subscriptions.c.id)
-    )
-    return (await conn.execute(query)).mappings().all()
 
 
 async def get_delivery(conn: AsyncConnection, tenant_id: str, delivery_id: str) -> RowMapping | None:

@@ -1,4 +1,4 @@
-"""Tenants and API keys, shared by the HTTP API and the CLI."""
+"""Tenants, API keys and authentication: who is calling, shared by the HTTP API and the CLI."""
 
 from __future__ import annotations
 

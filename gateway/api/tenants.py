@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import admin
+from gateway import auth
 from gateway.api.common import any_principal, json_response, read_model, services
 from gateway.errors import Forbidden
 
@@ -30,7 +30,7 @@ async def create_tenant(request: Request) -> Response:
     if not principal.is_operator:
         raise Forbidden("only an operator key can create tenants")
     body = await read_model(request, TenantIn)
-    tenant_id, key = await admin.create_tenant(svc.db, body.name, svc.clock)
+    tenant_id, key = await auth.create_tenant(svc.db, body.name, svc.clock)
     return json_response({"tenant_id": tenant_id, "name": body.name, "api_key": key.api_key}, 201)
 
 
@@ -47,7 +47,7 @@ async def create_api_key(request: Request) -> Response:
         if body.operator or (body.tenant_id not in (None, principal.tenant_id)):
             raise Forbidden("a tenant key can only create keys for its own tenant")
         tenant_id = principal.tenant_id
-    key = await admin.create_api_key(svc.db, tenant_id, body.name, svc.clock)
+    key = await auth.create_api_key(svc.db, tenant_id, body.name, svc.clock)
     return json_response(
         {
             "id": key.key_id,

@@ -1,0 +1,62 @@
+"""The ``subscriptions`` table: customer endpoints, their secrets and their failure state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.tables import subscriptions
+
+_ACTIVE = select(subscriptions.c.id, subscriptions.c.event_types).where(
+    subscriptions.c.tenant_id == bindparam("tenant_id"),
+    subscriptions.c.enabled.is_(True),
+    subscriptions.c.deleted_at.is_(None),
+)
+
+
+def _live(tenant_id: str, subscription_id: str) -> Any:
+    return select(subscriptions).where(
+        subscriptions.c.tenant_id == tenant_id,
+        subscriptions.c.id == subscription_id,
+        subscriptions.c.deleted_at.is_(None),
+    )
+
+
+def active_for_tenant(conn: Connection, tenant_id: str) -> Sequence[RowMapping]:
+    """The ingest path's question: which enabled endpoints of this tenant may want a change."""
+    return conn.execute(_ACTIVE, {"tenant_id": tenant_id}).mappings().all()
+
+
+def insert_one(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(subscriptions), dict(values))
+
+
+def lock(conn: Connection, tenant_id: str, subscription_id: str) -> RowMapping | None:
+    """The tenant's live subscription, locked for the rest of the transaction (PostgreSQL)."""
+    return conn.execute(_live(tenant_id, subscription_id).with_for_update()).mappings().first()
+
+
+def change(conn: Connection, subscription_id: str, values: Mapping[str, Any]) -> None:
+    conn.execute(update(subscriptions).where(subscriptions.c.id == subscription_id).values(**values))
+
+
+def by_id(conn: Connection, subscription_id: str) -> RowMapping:
+    """The row as it is now, deleted or not (what a change just wrote)."""
+    return conn.execute(select(subscriptions).where(subscriptions.c.id == subscription_id)).mappings().one()
+
+
+async def get(conn: AsyncConnection, tenant_id: str, subscription_id: str) -> RowMapping | None:
+    return (await conn.execute(_live(tenant_id, subscription_id))).mappings().first()
+
+
+async def list_for_tenant(conn: AsyncConnection, tenant_id: str) -> Sequence[RowMapping]:
+    query = (
+        select(subscriptions)
+        .where(subscriptions.c.tenant_id == tenant_id, subscriptions.c.deleted_at.is_(None))
+        .order_by(subscriptions.c.id)
+    )
+    return (await conn.execute(query)).mappings().all()
