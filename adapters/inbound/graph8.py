@@ -56,7 +56,7 @@ DATA_STATUS: Mapping[str, Status] = {
     "no_answer": Status.NO_ANSWER,
     "busy": Status.BUSY,
     # A voicemail box answered: the line connected, the person did not. Kept as a completed call with
-    # outcome "voicemail", so dispositions and talk time stay with it (docs/vendors-mapping.md).
+    # outcome "voicemail", so dispositions and talk time stay with it (docs/vendors.md).
     "voicemail": Status.COMPLETED,
 }
 DIRECTIONS: Mapping[str, Direction] = {"inbound": Direction.INBOUND, "outbound": Direction.OUTBOUND}

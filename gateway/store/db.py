@@ -51,12 +51,8 @@ def _sqlite_pragmas(dbapi_connection: Any, synchronous: str, busy_timeout_ms: in
     cursor.close()
 
 
-def create_sqlite_writer(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> Engine:
-    """The synchronous SQLite engine the batch writer uses from its own thread."""
-    sync_url = make_url(url).set(drivername="sqlite")
-    engine = create_sync_engine(
-        sync_url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False}
-    )
+def _configure_sqlite(engine: Engine, *, begin: str, synchronous: str, busy_timeout_ms: int) -> None:
+    """Every SQLite connection, sync or async: the pragmas on connect, and our own ``BEGIN``."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -64,8 +60,18 @@ def create_sqlite_writer(url: str, *, synchronous: str = "FULL", busy_timeout_ms
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
+
+def create_sqlite_writer(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> Engine:
+    """The synchronous SQLite engine the batch writer uses from its own thread."""
+    sync_url = make_url(url).set(drivername="sqlite")
+    engine = create_sync_engine(
+        sync_url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False}
+    )
+    _configure_sqlite(
+        engine, begin="BEGIN IMMEDIATE", synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+    )
     return engine
 
 
@@ -82,16 +88,12 @@ def create_engine(
         engine = create_async_engine(
             url, pool_size=2 if writer else pool_size, max_overflow=0 if writer else pool_size
         )
-        begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _connect(dbapi_connection: Any, _record: Any) -> None:
-            _sqlite_pragmas(dbapi_connection, synchronous, busy_timeout_ms)
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _begin(connection: Any) -> None:
-            connection.exec_driver_sql(begin)
-
+        _configure_sqlite(
+            engine.sync_engine,
+            begin="BEGIN IMMEDIATE" if writer else "BEGIN",
+            synchronous=synchronous,
+            busy_timeout_ms=busy_timeout_ms,
+        )
         return engine
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=10
