@@ -1,11 +1,12 @@
-"""The explicit registry of adapters: a new vendor is one import and one line here. No discovery."""
+"""The explicit registries: a new vendor or CRM is one import and one line here. No discovery."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from adapters.base import InboundAdapter
 from adapters.inbound import callsv1, graph8, livekit, qualifier, voiceapi, voicecalls
+from gateway.connectors import ConnectorSpec
+from gateway.inbound import InboundAdapter
 
 INBOUND: Mapping[str, InboundAdapter] = {
     graph8.NAME: graph8.ADAPTER,
@@ -15,3 +16,5 @@ INBOUND: Mapping[str, InboundAdapter] = {
     voicecalls.NAME: voicecalls.ADAPTER,
     livekit.NAME: livekit.ADAPTER,
 }
+
+OUTBOUND: Mapping[str, ConnectorSpec] = {}

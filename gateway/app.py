@@ -18,23 +18,26 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from adapters.registry import INBOUND
+from adapters.registry import INBOUND, OUTBOUND
 from gateway import auth, logs
-from gateway.api import calls, deliveries, health, hooks, sources, subscriptions, tenants
+from gateway.api import calls, connections, deliveries, health, hooks, sources, subscriptions, tenants
 from gateway.api.common import handle_callgate_error, handle_http_error
 from gateway.clock import Clock, system_clock
 from gateway.config import Settings
+from gateway.connectors import ConnectorSpec
 from gateway.errors import CallgateError
 from gateway.inbound import InboundAdapter, Reparse
 from gateway.ingest import reparser
 from gateway.middleware import RequestContext
+from gateway.outbound.crm import CrmRuntime
 from gateway.outbound.retry import Policy
-from gateway.outbound.ssrf import TargetPolicy
+from gateway.outbound.ssrf import GuardedTransport, TargetPolicy
 from gateway.outbound.worker import Worker, WorkerConfig
 from gateway.services import Services
 from gateway.sources import SourceCache
 from gateway.store.db import Database
 from gateway.store.migrate import upgrade_async
+from gateway.vault import Vault
 from gateway.writer import Writer
 
 BootstrapHook = Callable[[str, str], None]
@@ -53,6 +56,7 @@ def print_bootstrap(tenant_id: str, api_key: str) -> None:
 
 
 ADAPTERS: Mapping[str, InboundAdapter] = INBOUND
+CONNECTORS: Mapping[str, ConnectorSpec] = OUTBOUND
 
 
 def database(settings: Settings) -> Database:
@@ -82,13 +86,34 @@ def worker_config(settings: Settings) -> WorkerConfig:
         batch=settings.worker_batch,
         concurrency=settings.worker_concurrency,
         poll_seconds=settings.worker_poll_seconds,
+        crm_concurrency=settings.crm_concurrency,
     )
 
 
+def vault(settings: Settings, secret: str) -> Vault:
+    """CRM credentials' key: the configured one, or one derived from the gateway's secret."""
+    return Vault(settings.credentials_key) if settings.credentials_key else Vault.from_secret(secret)
+
+
+def crm_runtime(settings: Settings, sealed: Vault, client: httpx.AsyncClient | None = None) -> CrmRuntime:
+    """The CRM kinds, the key, and one HTTP client whose every request is checked against the SSRF policy."""
+    client = client or httpx.AsyncClient(
+        transport=GuardedTransport(targets(settings)),
+        timeout=settings.crm_timeout_seconds,
+        follow_redirects=False,
+    )
+    return CrmRuntime(CONNECTORS, sealed, client, contact_ttl=settings.crm_contact_cache_seconds)
+
+
 def worker(
-    settings: Settings, db: Database, clock: Clock, *, client: httpx.AsyncClient | None = None
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    *,
+    client: httpx.AsyncClient | None = None,
+    crm: CrmRuntime | None = None,
 ) -> Worker:
-    return Worker(db, worker_config(settings), clock, client=client)
+    return Worker(db, worker_config(settings), clock, client=client, crm=crm)
 
 
 def reparse(settings: Settings, adapters: Mapping[str, InboundAdapter] = ADAPTERS) -> Reparse:
@@ -115,15 +140,17 @@ def create_app(
         db = database(settings)
         batch_writer = writer(settings, db)
         outbox_worker: Worker | None = None
+        crm: CrmRuntime | None = None
         try:
             if settings.bootstrap_tenant:
                 created = await auth.bootstrap(db, clock)
                 if created is not None and on_bootstrap is not None:
                     on_bootstrap(created[0], created[1].api_key)
             secret = await auth.secret_key(db, settings.secret_key)
+            crm = crm_runtime(settings, vault(settings, secret))
             batch_writer.start()
             if settings.worker:
-                outbox_worker = worker(settings, db, clock, client=http_client)
+                outbox_worker = worker(settings, db, clock, client=http_client, crm=crm)
                 outbox_worker.start()
             yield {
                 "services": Services(
@@ -135,6 +162,7 @@ def create_app(
                     clock=clock,
                     reparse=reparse(settings, adapters),
                     cursors=URLSafeSerializer(secret, salt="callgate.cursor"),
+                    crm=crm,
                     targets=targets(settings),
                     worker=outbox_worker,
                 )
@@ -143,6 +171,8 @@ def create_app(
             if outbox_worker is not None:
                 await outbox_worker.stop()
             await batch_writer.stop()
+            if crm is not None:
+                await crm.client.aclose()
             await db.dispose()
 
     return Starlette(
@@ -152,6 +182,7 @@ def create_app(
             *sources.routes,
             *subscriptions.routes,
             *deliveries.routes,
+            *connections.routes,
             *tenants.routes,
             *health.routes,
         ],

@@ -23,6 +23,7 @@ from gateway import sources as source_service
 from gateway.clock import system_clock
 from gateway.config import Settings
 from gateway.errors import CallgateError
+from gateway.outbound.crm import CrmRuntime
 from gateway.store.db import Database
 from gateway.store.migrate import upgrade, upgrade_async
 
@@ -216,7 +217,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
     async def run(db: Database) -> None:
-        worker = root.worker(settings, db, system_clock)
+        crm = await _crm(db, settings)
+        worker = root.worker(settings, db, system_clock, crm=crm)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -225,6 +227,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"callgate worker {worker.owner} running ({_db_label(settings)})", flush=True)
         await stop.wait()
         await worker.stop()
+        await crm.client.aclose()
 
     asyncio.run(_with_db(settings, run))
     return 0
@@ -307,6 +310,84 @@ def cmd_deliveries_retry(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _crm(db: Database, settings: Settings) -> CrmRuntime:
+    secret = await auth.secret_key(db, settings.secret_key)
+    return root.crm_runtime(settings, root.vault(settings, secret))
+
+
+def cmd_connections_create(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import connections as service
+
+    credentials = json.loads(args.credentials)
+    options = json.loads(args.options) if args.options else {}
+
+    async def work(db: Database) -> dict[str, Any]:
+        crm = await _crm(db, settings)
+        try:
+            row = await service.create(
+                db,
+                crm.specs,
+                crm.vault,
+                root.targets(settings),
+                system_clock(),
+                tenant_id=args.tenant,
+                kind=args.kind,
+                name=args.name,
+                base_url=args.base_url,
+                credentials=credentials if isinstance(credentials, dict) else {},
+                options=options if isinstance(options, dict) else {},
+            )
+        finally:
+            await crm.client.aclose()
+        return render.connection(row)
+
+    shown = asyncio.run(_with_db(settings, work))
+    _emit(args, shown, f"connection {shown['id']} ({shown['kind']}) -> {shown['base_url']}")
+    return 0
+
+
+def cmd_connections_list(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import connections as service
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        rows = await service.list_for_tenant(db, args.tenant, before_id=None, limit=200)
+        return [render.connection(r) for r in rows]
+
+    shown = asyncio.run(_with_db(settings, work))
+    lines = [f"{c['id']}  {c['kind']:<10} {c['state']:<11} {c['base_url']}  {c['name']}" for c in shown]
+    _emit(args, {"data": shown}, "\n".join(lines) or "no connections")
+    return 0
+
+
+def cmd_connections_test(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import connections as service
+
+    async def work(db: Database) -> dict[str, Any]:
+        crm = await _crm(db, settings)
+        try:
+            return await service.test(db, crm, args.tenant, args.connection_id)
+        finally:
+            await crm.client.aclose()
+
+    result = asyncio.run(_with_db(settings, work))
+    human = "ok" if result["ok"] else f"failed: {result['error']['code']}: {result['error']['message']}"
+    _emit(args, result, human)
+    return 0 if result["ok"] else 1
+
+
+def cmd_connections_resync(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import outbox
+
+    since = parse_since(args.since)
+
+    async def work(db: Database) -> int:
+        return await outbox.resync(db, args.tenant, args.connection_id, since, system_clock())
+
+    count = asyncio.run(_with_db(settings, work))
+    _emit(args, {"queued": count}, f"{count} calls queued for a resync")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callgate", description=__doc__.splitlines()[0] if __doc__ else None
@@ -376,6 +457,27 @@ def build_parser() -> argparse.ArgumentParser:
     retry_del.add_argument("--tenant", required=True)
     retry_del.add_argument("delivery_id")
 
+    cons = commands.add_parser("connections", help="CRM connections").add_subparsers(
+        dest="action", required=True
+    )
+    create_con = command(cons, "create", cmd_connections_create, "connect a CRM account")
+    create_con.add_argument("--tenant", required=True)
+    create_con.add_argument("--kind", required=True, choices=sorted(root.CONNECTORS))
+    create_con.add_argument("--credentials", required=True, help='JSON, e.g. {"access_token": "..."}')
+    create_con.add_argument("--base-url", help="the CRM API base URL (Salesforce: required)")
+    create_con.add_argument("--name")
+    create_con.add_argument("--options", help="JSON options (see docs/crm.md)")
+    command(cons, "list", cmd_connections_list, "list a tenant's CRM connections").add_argument(
+        "--tenant", required=True
+    )
+    test_con = command(cons, "test", cmd_connections_test, "check a connection's credentials (one read)")
+    test_con.add_argument("--tenant", required=True)
+    test_con.add_argument("connection_id")
+    resync_con = command(cons, "resync", cmd_connections_resync, "sync again every call changed since")
+    resync_con.add_argument("--tenant", required=True)
+    resync_con.add_argument("--since", required=True, help="ISO-8601 time or an age (6h, 7d)")
+    resync_con.add_argument("connection_id")
+
     replay = command(commands, "replay", cmd_replay, "re-run stored raw events through the current adapters")
     replay.add_argument("--source", help="only this source's events")
     replay.add_argument("--since", help="only events received since: ISO-8601 time or an age (6h, 7d)")
@@ -400,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"callgate: {exc.message}", file=sys.stderr)
         return 2
     except json.JSONDecodeError as exc:
-        print(f"callgate: --verification is not JSON: {exc}", file=sys.stderr)
+        print(f"callgate: an argument is not JSON: {exc}", file=sys.stderr)
         return 2
 
 

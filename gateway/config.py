@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     worker_batch: int = Field(default=100, ge=1, le=1000)
     worker_concurrency: int = Field(default=64, ge=1, le=1000)  # deliveries in flight per worker
     worker_poll_seconds: float = Field(default=1.0, gt=0)  # idle wake-up, for rows other processes wrote
+    # --- CRM connections ---
+    credentials_key: str | None = None  # Fernet key for CRM credentials at rest (else derived, see vault.py)
+    crm_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
+    crm_concurrency: int = Field(default=4, ge=1, le=100)  # syncs in flight per connection per worker
+    crm_contact_cache_seconds: float = Field(default=300.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 

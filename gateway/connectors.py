@@ -91,6 +91,7 @@ class ConnectorSpec:
     credential_keys: tuple[frozenset[str], ...]  # accepted credential shapes (any one of them)
     default_options: Mapping[str, Any]
     build: Callable[[str, Mapping[str, str], Mapping[str, Any], httpx.AsyncClient, ContactCache], Connector]
+    rate_per_second: float = 5.0  # the client-side bucket per connection, below the CRM's burst limit
 
 
 class ContactCache:

@@ -115,6 +115,7 @@ def delivery(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "subscription_id": row["subscription_id"],
+        "connection_id": row["connection_id"],
         "call_id": row["call_id"],
         "event_type": row["event_type"],
         "call_version": row["call_version"],
@@ -137,4 +138,34 @@ def attempt(row: Mapping[Any, Any]) -> dict[str, Any]:
         "error": row["error"],
         "response_body": row["response_body"],
         "next_attempt_at": ts(row["next_attempt_at"]),
+    }
+
+
+def connection(row: Mapping[Any, Any], synced_calls: int | None = None) -> dict[str, Any]:
+    """A CRM connection; its credentials never."""
+    shown: dict[str, Any] = {
+        "id": row["id"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "base_url": row["base_url"],
+        "options": row["options"],
+        "enabled": bool(row["enabled"]),
+        "state": row["state"] if row["enabled"] else "disabled",
+        "paused_until": ts(row["paused_until"]) if row["state"] == "paused" else None,
+        "last_error": row["last_error"],
+        "created_at": ts(row["created_at"]),
+        "updated_at": ts(row["updated_at"]),
+    }
+    if synced_calls is not None:
+        shown["synced_calls"] = synced_calls
+    return shown
+
+
+def crm_record(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "call_id": row["call_id"],
+        "record_id": row["record_id"],
+        "record_type": row["record_type"],
+        "version": row["version"],
+        "synced_at": ts(row["synced_at"]),
     }

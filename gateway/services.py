@@ -10,6 +10,7 @@ from itsdangerous import URLSafeSerializer
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.inbound import InboundAdapter, Reparse
+from gateway.outbound.crm import CrmRuntime
 from gateway.outbound.ssrf import TargetPolicy
 from gateway.outbound.worker import Worker
 from gateway.sources import SourceCache
@@ -27,6 +28,7 @@ class Services:
     clock: Clock
     reparse: Reparse
     cursors: URLSafeSerializer
+    crm: CrmRuntime
     targets: TargetPolicy = field(default_factory=TargetPolicy)
     worker: Worker | None = None  # the in-process outbox worker, when serve runs one
 

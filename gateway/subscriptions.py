@@ -17,7 +17,7 @@ from gateway import outbox
 from gateway.errors import ValidationFailed, found
 from gateway.ids import new_id, new_whsec
 from gateway.model import format_ts, parse_ts
-from gateway.outbound.ssrf import BlockedTarget, TargetPolicy, check_url_shape, checked_address
+from gateway.outbound.ssrf import TargetPolicy, check_target
 from gateway.store import subscriptions as store
 from gateway.store.db import Database
 
@@ -34,14 +34,6 @@ def validate_event_types(event_types: Sequence[str]) -> list[str]:
     if not event_types:
         raise ValidationFailed("event_types must name at least one type (or call.*)", field="event_types")
     return list(dict.fromkeys(event_types))
-
-
-async def check_target(policy: TargetPolicy, url: str) -> None:
-    check_url_shape(url)
-    try:
-        await checked_address(policy, url)
-    except BlockedTarget as exc:
-        raise ValidationFailed(f"url refused: {exc}", field="url") from None
 
 
 async def create(

@@ -36,6 +36,7 @@ async def list_deliveries(request: Request) -> Response:
             conn,
             tenant_id,
             subscription_id=params.get("subscription_id") or None,
+            connection_id=params.get("connection_id") or None,
             status=query_choice(request, "status", STATUSES),
             call_id=params.get("call_id") or None,
             since=query_time(request, "since"),

@@ -15,6 +15,7 @@ from gateway import outbox, render
 from gateway import subscriptions as service
 from gateway.api.common import json_response, read_model, services, tenant_principal
 from gateway.errors import found
+from gateway.outbound.ssrf import check_target
 from gateway.store import subscriptions as store
 
 
@@ -84,7 +85,7 @@ async def patch_subscription(request: Request) -> Response:
     body = await read_model(request, SubscriptionPatch)
     values: dict[str, Any] = {"updated_at": svc.clock()}
     if body.url is not None:
-        await service.check_target(svc.targets, body.url)
+        await check_target(svc.targets, body.url)
         values["url"] = body.url
     if body.event_types is not None:
         values["event_types"] = service.validate_event_types(body.event_types)

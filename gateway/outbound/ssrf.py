@@ -1,4 +1,4 @@
-"""SSRF protection for subscription URLs: where a customer's URL may make callgate connect.
+"""SSRF protection for subscription and CRM URLs: where a customer's URL may make callgate connect.
 
 A host is resolved and **every** address it resolves to must be public; private (RFC 1918, ULA), loopback,
 link-local (incl. cloud metadata), CGNAT (100.64/10), multicast, reserved, unspecified, documentation and
@@ -15,7 +15,10 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
 
 from gateway.errors import ValidationFailed
 
@@ -80,19 +83,19 @@ def is_public(address: IPAddress) -> bool:
     return not any(address in net for net in _EXTRA_BLOCKED if net.version == address.version)
 
 
-def check_url_shape(url: str) -> tuple[str, str, int]:
+def check_url_shape(url: str, field: str = "url") -> tuple[str, str, int]:
     """``(scheme, host, port)`` of an acceptable subscription URL, or a 422."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise ValidationFailed("url must be http or https", field="url")
+        raise ValidationFailed(f"{field} must be http or https", field=field)
     if not parts.hostname:
-        raise ValidationFailed("url has no host", field="url")
+        raise ValidationFailed(f"{field} has no host", field=field)
     if parts.username or parts.password:
-        raise ValidationFailed("url must not carry credentials", field="url")
+        raise ValidationFailed(f"{field} must not carry credentials", field=field)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise ValidationFailed("url has an invalid port", field="url") from None
+        raise ValidationFailed(f"{field} has an invalid port", field=field) from None
     return parts.scheme, parts.hostname, port
 
 
@@ -123,3 +126,48 @@ async def checked_address(policy: TargetPolicy, url: str) -> IPAddress:
     if refused:
         raise BlockedTarget(f"{host} resolves to a non-public address ({refused[0]})")
     return addresses[0]
+
+
+def pinned_request(url: str, address: IPAddress) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL rewritten to the checked address, with the Host header and TLS server name of the original."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=netloc)), {"host": host_header}, extensions
+
+
+async def check_target(policy: TargetPolicy, url: str, field: str = "url") -> None:
+    """For the API: a URL a customer gives (a subscription, a CRM base URL) is refused with a 422 now,
+    not at its first delivery."""
+    check_url_shape(url, field)
+    try:
+        await checked_address(policy, url)
+    except BlockedTarget as exc:
+        raise ValidationFailed(f"{field} refused: {exc}", field=field) from None
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """An ``httpx`` transport that checks every request's host against the policy and connects to the
+    checked address (Host header and TLS server name of the original): for clients that call many paths
+    of one base URL (the CRM connectors), so each of their requests is guarded like a delivery."""
+
+    def __init__(self, policy: TargetPolicy, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.policy = policy
+        self.inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            address = await checked_address(self.policy, str(request.url))
+        except BlockedTarget as exc:
+            raise httpx.ConnectError(f"blocked: {exc}", request=request) from None
+        url, host, extensions = pinned_request(str(request.url), address)
+        request.url = httpx.URL(url)
+        request.headers["host"] = host["host"]
+        request.extensions = {**request.extensions, **extensions}
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

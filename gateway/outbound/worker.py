@@ -23,8 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import structlog
@@ -33,8 +31,10 @@ from sqlalchemy.engine import RowMapping
 from gateway import __version__, outbox
 from gateway.clock import Clock
 from gateway.ids import new_id
+from gateway.outbound.crm import CrmRuntime, run_sync
+from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.retry import Outcome, Policy, decide
-from gateway.outbound.ssrf import BlockedTarget, IPAddress, TargetPolicy, checked_address
+from gateway.outbound.ssrf import BlockedTarget, TargetPolicy, checked_address, pinned_request
 from gateway.signing import sign_standard_webhooks
 from gateway.store.db import Database
 from gateway.subscriptions import signing_secrets
@@ -53,38 +53,7 @@ class WorkerConfig:
     batch: int = 100
     concurrency: int = 64
     poll_seconds: float = 1.0
-
-
-class RateLimiter:
-    """A token bucket per endpoint (``rate`` deliveries per second, bursts of one second's worth)."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = max(rate, 1.0)
-        self.updated = time.monotonic()
-        self.lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self.lock:
-            while True:
-                now = time.monotonic()
-                self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
-
-
-def pinned_request(url: str, address: IPAddress) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The URL rewritten to the checked address, with the Host header and TLS server name of the original."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    literal = f"[{address}]" if address.version == 6 else str(address)
-    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
-    host_header = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=netloc)), {"host": host_header}, extensions
+    crm_concurrency: int = 4
 
 
 def signature_headers(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
@@ -107,8 +76,10 @@ class Worker:
         *,
         client: httpx.AsyncClient | None = None,
         rng: random.Random | None = None,
+        crm: CrmRuntime | None = None,
     ) -> None:
         self.db = db
+        self.crm = crm
         self.config = config
         self.clock = clock
         self.owner = new_id("wrk")
@@ -189,9 +160,11 @@ class Worker:
             batch=self.config.batch,
             busy=dict(self._per_endpoint),
             inflight=set(self._inflight),
+            crm_concurrency=self.config.crm_concurrency,
+            syncs=self.crm is not None,
         )
         for row in rows:
-            self._per_endpoint[row["subscription_id"]] += 1
+            self._per_endpoint[outbox.endpoint(row)] += 1
             task = asyncio.create_task(self._deliver(row))
             self._inflight[row["id"]] = task
             task.add_done_callback(partial(self._done, row))
@@ -199,13 +172,20 @@ class Worker:
 
     def _done(self, row: RowMapping, _task: object) -> None:
         self._inflight.pop(row["id"], None)
-        sub = row["subscription_id"]
+        sub = outbox.endpoint(row)
         self._per_endpoint[sub] -= 1
         if self._per_endpoint[sub] <= 0:
             del self._per_endpoint[sub]
         self._wake.set()  # a slot is free, and the next event of this call may be due
 
     async def _deliver(self, row: RowMapping) -> None:
+        if row["connection_id"] is not None:
+            if self.crm is None:  # a worker built without CRM support leaves the row to one that has it
+                await outbox.release(self.db, [row["id"]], self.owner)
+                return
+            await run_sync(self.db, self.crm, row, self.owner, self.clock, self.config.policy, self.rng)
+            self.attempts += 1
+            return
         rate = row["rate_limit_per_second"]
         if rate:
             limiter = self._limiters.get(row["subscription_id"])

@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, exists, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.tables import deliveries, delivery_attempts, operator_events, subscriptions
+from gateway.store.tables import connections, deliveries, delivery_attempts, operator_events, subscriptions
 
 _INSERT_DELIVERY = insert(deliveries)
 
@@ -47,6 +47,7 @@ def claim(conn: Connection, *, now: datetime, limit: int) -> Sequence[RowMapping
             deliveries.c.id,
             deliveries.c.tenant_id,
             deliveries.c.subscription_id,
+            deliveries.c.connection_id,
             deliveries.c.call_id,
             deliveries.c.event_type,
             deliveries.c.payload,
@@ -72,6 +73,68 @@ def claim(conn: Connection, *, now: datetime, limit: int) -> Sequence[RowMapping
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(of=deliveries, skip_locked=True)
     return conn.execute(query).mappings().all()
+
+
+def _head_of_line_for_connection() -> Any:
+    return ~exists().where(
+        _earlier.c.connection_id == deliveries.c.connection_id,
+        _earlier.c.call_id == deliveries.c.call_id,
+        _earlier.c.status == "pending",
+        or_(
+            _earlier.c.sequence < deliveries.c.sequence,
+            and_(_earlier.c.sequence == deliveries.c.sequence, _earlier.c.id < deliveries.c.id),
+        ),
+    )
+
+
+def claim_syncs(conn: Connection, *, now: datetime, limit: int, concurrency: int) -> Sequence[RowMapping]:
+    """Due CRM sync rows of connections that may be called now: enabled, not deleted, not waiting for new
+    credentials (``auth_failed``), not paused past ``now``; each the oldest of its (connection, call)."""
+    query = (
+        select(
+            deliveries.c.id,
+            deliveries.c.tenant_id,
+            deliveries.c.subscription_id,
+            deliveries.c.connection_id,
+            deliveries.c.call_id,
+            deliveries.c.call_version,
+            deliveries.c.event_type,
+            deliveries.c.attempts,
+            literal(concurrency).label("max_concurrency"),
+        )
+        .join(connections, connections.c.id == deliveries.c.connection_id)
+        .where(
+            deliveries.c.status == "pending",
+            deliveries.c.next_attempt_at <= now,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
+            connections.c.enabled.is_(True),
+            connections.c.deleted_at.is_(None),
+            connections.c.state != "auth_failed",
+            or_(connections.c.paused_until.is_(None), connections.c.paused_until <= now),
+            _head_of_line_for_connection(),
+        )
+        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(of=deliveries, skip_locked=True)
+    return conn.execute(query).mappings().all()
+
+
+def coalesce_sync(conn: Connection, connection_id: str, call_id: str, values: Mapping[str, Any]) -> bool:
+    """A pending sync of this (connection, call) that no worker holds takes ``values`` (the newer version)
+    instead of a second row being queued. False when there is none: the caller inserts one."""
+    result = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.connection_id == connection_id,
+            deliveries.c.call_id == call_id,
+            deliveries.c.status == "pending",
+            deliveries.c.lease_owner.is_(None),
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount)
 
 
 def lease(conn: Connection, ids: Sequence[str], owner: str, until: datetime) -> None:
@@ -161,6 +224,7 @@ async def list_deliveries(
     tenant_id: str,
     *,
     subscription_id: str | None = None,
+    connection_id: str | None = None,
     status: str | None = None,
     call_id: str | None = None,
     since: datetime | None = None,
@@ -171,6 +235,7 @@ async def list_deliveries(
     query = select(deliveries).where(deliveries.c.tenant_id == tenant_id)
     for column, value in (
         (deliveries.c.subscription_id, subscription_id),
+        (deliveries.c.connection_id, connection_id),
         (deliveries.c.status, status),
         (deliveries.c.call_id, call_id),
     ):

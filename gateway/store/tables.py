@@ -195,6 +195,41 @@ quarantine = Table(
     Index(None, "tenant_id", "received_at"),
 )
 
+# --- CRM connections and where each call lives in each CRM -------------------------------------------
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(40), nullable=False),  # hubspot | salesforce | pipedrive
+    Column("name", String(200), nullable=False),
+    Column("base_url", String(2000), nullable=False),
+    Column("credentials", Text, nullable=False),  # Fernet token of the JSON credentials; never returned
+    Column("options", JSONDoc, nullable=False),  # with the kind's defaults filled in
+    Column("enabled", Boolean, nullable=False),
+    Column("state", String(20), nullable=False),  # active | paused | auth_failed
+    Column("paused_until", UTCDateTime, nullable=True),
+    Column("last_error", JSONDoc, nullable=True),  # {code, message, at}
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Index(None, "tenant_id", "id"),
+)
+
+crm_records = Table(
+    "crm_records",
+    metadata,
+    Column("connection_id", ID, ForeignKey("connections.id"), primary_key=True),
+    Column("call_id", ID, ForeignKey("calls.id"), primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("record_id", String(200), nullable=False),
+    Column("record_type", String(60), nullable=False),
+    Column("extra", JSONDoc, nullable=False),  # what the connector needs next time (a note id…)
+    Column("version", Integer, nullable=False),  # the call version the CRM holds
+    Column("synced_at", UTCDateTime, nullable=False),
+)
+
 # --- the outbox: customer subscriptions and their deliveries -----------------------------------------
 
 subscriptions = Table(
@@ -223,7 +258,9 @@ deliveries = Table(
     metadata,
     Column("id", ID, primary_key=True),  # also the webhook-id: stable across retries
     Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
-    Column("subscription_id", ID, ForeignKey("subscriptions.id"), nullable=False),
+    # a row is for exactly one endpoint: a subscription (a signed webhook) or a CRM connection (a sync)
+    Column("subscription_id", ID, ForeignKey("subscriptions.id"), nullable=True),
+    Column("connection_id", ID, ForeignKey("connections.id"), nullable=True),
     Column("call_id", ID, ForeignKey("calls.id"), nullable=True),  # null for a ping
     Column("event_type", String(60), nullable=False),
     Column("call_version", Integer, nullable=True),
@@ -242,6 +279,7 @@ deliveries = Table(
     Column("completed_at", UTCDateTime, nullable=True),
     Index(None, "status", "next_attempt_at"),
     Index(None, "subscription_id", "call_id", "sequence"),
+    Index(None, "connection_id", "call_id", "sequence"),
     Index(None, "tenant_id", "id"),
 )
 

@@ -1,0 +1,213 @@
+"""Outbox rows of a stored change, written in the caller's (ingest or replay) transaction: one delivery
+per (matching subscription, emitted event type) with its body built once, and one coalesced sync per CRM
+connection that syncs the call's status. Also the rows queued by hand: a ping, a resync."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from gateway import render
+from gateway.errors import found
+from gateway.ids import new_id
+from gateway.model import EventType, MergeResult, format_ts
+from gateway.store import connections as connection_store
+from gateway.store import deliveries as delivery_store
+from gateway.store import subscriptions as subscription_store
+from gateway.store.db import Database
+
+EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
+PING = "ping"
+TYPES_PER_CHANGE = 32  # sequence = version * 32 + position: one change emits at most a handful of types
+
+
+def valid_filter(entry: str) -> bool:
+    return entry in ("*", "call.*") or entry in EVENT_TYPES
+
+
+def matches(filters: Sequence[str], event_type: str) -> bool:
+    return any(
+        f == event_type or f == "*" or (f == "call.*" and event_type.startswith("call.")) for f in filters
+    )
+
+
+def body(event_type: str, now: datetime, data: Mapping[str, Any]) -> bytes:
+    document = {"type": event_type, "timestamp": format_ts(now)[:-4] + "Z", "data": data}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def call_document(
+    base: Mapping[str, Any], data: Mapping[str, Any], version: int, now: datetime
+) -> dict[str, Any]:
+    """The public call shape (``render.call``) from a call's identity columns and its merged data."""
+    row = {**base, "data": data, "version": version, "updated_at": now}
+    return render.call(row)
+
+
+def enqueue_change(
+    conn: Connection,
+    base: Mapping[str, Any],
+    result: MergeResult,
+    version: int,
+    now: datetime,
+) -> int:
+    """Rows for every subscription of the call's tenant that wants one of the change's event types, and a
+    (coalesced) sync for every CRM connection that syncs the call's status."""
+    if not result.types:
+        return 0
+    synced = enqueue_syncs(conn, base, result.state.data.get("status"), version, now)
+    subscriptions = subscription_store.active_for_tenant(conn, base["tenant_id"])
+    if not subscriptions:
+        return synced
+    data = {
+        "call": call_document(base, result.state.data, version, now),
+        "version": version,
+        "previous_status": result.previous_status.value if result.previous_status else None,
+        "changed": list(result.changed),
+    }
+    rows = []
+    for position, event_type in enumerate(str(t) for t in result.types):
+        payload = body(event_type, now, data)
+        for sub in subscriptions:
+            if matches(sub["event_types"], event_type):
+                rows.append(
+                    new_row(
+                        tenant_id=base["tenant_id"],
+                        subscription_id=sub["id"],
+                        call_id=base["id"],
+                        event_type=event_type,
+                        call_version=version,
+                        sequence=version * TYPES_PER_CHANGE + position,
+                        payload=payload,
+                        now=now,
+                    )
+                )
+    delivery_store.insert_deliveries(conn, rows)
+    return len(rows) + synced
+
+
+# --- CRM syncs ------------------------------------------------------------------------------------------
+
+SYNC = "crm.sync"  # bring the CRM to the call's latest version (skipped when it holds it already)
+RESYNC = "crm.resync"  # send the call's latest version even if the CRM holds it (``…/resync``)
+TERMINAL = ("completed", "failed", "no_answer", "busy", "canceled")
+
+
+def synced_statuses(options: Mapping[str, Any]) -> Sequence[str]:
+    statuses = options.get("statuses")
+    return statuses if isinstance(statuses, list) else TERMINAL
+
+
+def enqueue_syncs(
+    conn: Connection, base: Mapping[str, Any], status: str | None, version: int, now: datetime
+) -> int:
+    """A call is written to a CRM once its status is one the connection syncs, then kept up to date."""
+    if status is None:
+        return 0
+    count = 0
+    for connection in connection_store.active_for_tenant(conn, base["tenant_id"]):
+        if status in synced_statuses(connection["options"]):
+            enqueue_sync(conn, base["tenant_id"], connection["id"], base["id"], version, now)
+            count += 1
+    return count
+
+
+def enqueue_sync(
+    conn: Connection,
+    tenant_id: str,
+    connection_id: str,
+    call_id: str,
+    version: int,
+    now: datetime,
+    event_type: str = SYNC,
+) -> None:
+    """At most one pending sync per (connection, call) that no worker holds: a newer change updates it.
+    While a sync is in flight a second row waits behind it (head of line), so an older version is never
+    written after a newer one, and the worker always sends the call as it is when it sends."""
+    payload = json.dumps({"call_id": call_id, "version": version}).encode()
+    values: dict[str, Any] = {"call_version": version, "payload": payload, "updated_at": now}
+    if event_type == RESYNC:
+        values["event_type"] = RESYNC
+    if delivery_store.coalesce_sync(conn, connection_id, call_id, values):
+        return
+    row = new_row(
+        tenant_id=tenant_id,
+        subscription_id=None,
+        connection_id=connection_id,
+        call_id=call_id,
+        event_type=event_type,
+        call_version=version,
+        sequence=version * TYPES_PER_CHANGE,
+        payload=payload,
+        now=now,
+    )
+    delivery_store.insert_deliveries(conn, [row])
+
+
+async def resync(db: Database, tenant_id: str, connection_id: str, since: datetime, now: datetime) -> int:
+    """Every call of the tenant changed since ``since`` whose status the connection syncs, sent again."""
+
+    def work(conn: Connection) -> int:
+        connection = found(connection_store.lock(conn, tenant_id, connection_id), "connection")
+        statuses = synced_statuses(connection["options"])
+        count = 0
+        for call in connection_store.calls_changed_since(conn, tenant_id, since):
+            if call["data"].get("status") in statuses:
+                enqueue_sync(conn, tenant_id, connection_id, call["id"], call["version"], now, RESYNC)
+                count += 1
+        return count
+
+    return await db.run_write(work)
+
+
+def new_row(
+    *,
+    tenant_id: str,
+    subscription_id: str | None,
+    call_id: str | None,
+    event_type: str,
+    call_version: int | None,
+    sequence: int,
+    payload: bytes,
+    now: datetime,
+    connection_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": new_id("msg"),
+        "tenant_id": tenant_id,
+        "subscription_id": subscription_id,
+        "connection_id": connection_id,
+        "call_id": call_id,
+        "event_type": event_type,
+        "call_version": call_version,
+        "sequence": sequence,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "lease_owner": None,
+        "last_status_code": None,
+        "last_error": None,
+        "created_at": now,
+        "updated_at": now,
+        "completed_at": None,
+    }
+
+
+def ping_row(tenant_id: str, subscription_id: str, now: datetime) -> dict[str, Any]:
+    payload = body(PING, now, {"subscription_id": subscription_id})
+    return new_row(
+        tenant_id=tenant_id,
+        subscription_id=subscription_id,
+        call_id=None,
+        event_type=PING,
+        call_version=None,
+        sequence=0,
+        payload=payload,
+        now=now,
+    )
