@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from adapters.inbound import callsv1, graph8, livekit, qualifier, voiceapi, voicecalls
+from adapters.outbound import pipedrive
 from gateway.connectors import ConnectorSpec
 from gateway.inbound import InboundAdapter
 
@@ -17,4 +18,6 @@ INBOUND: Mapping[str, InboundAdapter] = {
     livekit.NAME: livekit.ADAPTER,
 }
 
-OUTBOUND: Mapping[str, ConnectorSpec] = {}
+OUTBOUND: Mapping[str, ConnectorSpec] = {
+    pipedrive.KIND: pipedrive.SPEC,
+}

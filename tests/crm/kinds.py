@@ -1,0 +1,73 @@
+"""Each CRM kind as the end-to-end tests drive it: its double, credentials, how to inject trouble, and
+how to read what landed in it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp
+
+from tests.doubles import pipedrive as pipedrive_double
+
+CUSTOMER = "(415) 555-0123"  # the graph8 fixtures' customer, written as a person would
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    new_state: Callable[[], Any]
+    app: Callable[[Any], ASGIApp]
+    credentials: Mapping[str, str]
+    records: Callable[[Any], list[dict[str, Any]]]  # the call records in the CRM
+    record_id: Callable[[dict[str, Any]], str]
+    rate_limit_next: Callable[[Any], None]
+    rate_limit_status: int  # how this CRM says "rate limited" (Salesforce: 403)
+    fail_next: Callable[[Any], None]
+    refuse_credentials: Callable[[Any], None]
+    check_latest: Callable[[Any, Mapping[str, Any]], None]  # asserts the CRM holds the call's latest state
+
+
+# --- Pipedrive: a call log (cannot be updated) plus one note ------------------------------------------
+
+PIPEDRIVE_TOKEN = "pd-e2e-token-000000000000000000000000"
+
+
+def _pipedrive_state() -> pipedrive_double.State:
+    state = pipedrive_double.State(tokens={PIPEDRIVE_TOKEN})
+    state.add_person("Ada Example", [CUSTOMER])
+    return state
+
+
+def _pipedrive_latest(state: pipedrive_double.State, call: Mapping[str, Any]) -> None:
+    (log,) = state.call_logs.values()
+    assert call["id"] in log["subject"]
+    (person,) = state.persons.values()
+    assert int(log["person_id"]) == person["id"]
+    notes = [n for n in state.notes.values() if call["id"] in n["content"]]
+    assert len(notes) == 1, notes  # one note, updated in place
+    content = notes[0]["content"]
+    assert call["transcript"][0]["text"][:20] in content  # the transcript arrived after the log
+    assert str(round(call["grade"]["score"] * 100)) in content  # and the grade after that
+    assert state.count("PUT", "/v1/callLogs") == 0
+    assert state.count("PATCH", "/v1/callLogs") == 0
+
+
+PIPEDRIVE = Kind(
+    name="pipedrive",
+    new_state=_pipedrive_state,
+    app=pipedrive_double.app,
+    credentials={"api_token": PIPEDRIVE_TOKEN},
+    records=lambda state: list(state.call_logs.values()),
+    record_id=lambda record: str(record["id"]),
+    rate_limit_next=lambda state: state.inject(
+        429, pipedrive_double.OVER_LIMIT, {"retry-after": "2"}, path_contains="/"
+    ),
+    rate_limit_status=429,
+    fail_next=lambda state: state.inject(503, {"success": False, "error": "down"}, path_contains="/"),
+    refuse_credentials=lambda state: state.tokens.clear() if state.tokens is not None else None,
+    check_latest=_pipedrive_latest,
+)
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (PIPEDRIVE,)}
