@@ -12,11 +12,14 @@ from typing import Any
 import pytest
 
 
-def callgate(db: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def callgate(
+    db: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "CALLGATE_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
         "CALLGATE_PUBLIC_URL": "https://cg.example",
+        **(env or {}),
     }
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, env=env, timeout=60
@@ -93,3 +96,52 @@ def test_unknown_tenant_is_refused(tmp_path: Path, args: tuple[str, ...]) -> Non
         "message": "no such tenant",
         "field": "tenant_id",
     }
+
+
+def test_connections_from_the_cli(tmp_path: Path) -> None:
+    from tests.crm.kinds import PIPEDRIVE, PIPEDRIVE_TOKEN
+    from tests.doubles import serving
+
+    db = tmp_path / "cli.db"
+    callgate(db, "migrate")
+    tenant = one_json(callgate(db, "tenants", "create", "acme", "--json"))["tenant_id"]
+    state = PIPEDRIVE.new_state()
+    loopback = {"CALLGATE_ALLOWED_TARGET_CIDRS": '["127.0.0.0/8"]'}
+    with serving(PIPEDRIVE.app(state)) as url:
+        created = one_json(
+            callgate(
+                db,
+                "connections",
+                "create",
+                "--tenant",
+                tenant,
+                "--kind",
+                "pipedrive",
+                "--base-url",
+                url,
+                "--credentials",
+                json.dumps({"api_token": PIPEDRIVE_TOKEN}),
+                "--json",
+                env=loopback,
+            )
+        )
+        assert created["kind"] == "pipedrive"
+        assert PIPEDRIVE_TOKEN not in json.dumps(created)
+        listed = one_json(callgate(db, "connections", "list", "--tenant", tenant, "--json"))
+        assert [c["id"] for c in listed["data"]] == [created["id"]]
+        tested = one_json(
+            callgate(db, "connections", "test", "--tenant", tenant, created["id"], "--json", env=loopback)
+        )
+        assert tested == {"ok": True}
+        resync = one_json(
+            callgate(
+                db, "connections", "resync", "--tenant", tenant, "--since", "7d", created["id"], "--json"
+            )
+        )
+        assert resync == {"queued": 0}  # no calls yet
+        state.tokens = {"rotated"}  # the CRM no longer takes the token
+        failed = callgate(
+            db, "connections", "test", "--tenant", tenant, created["id"], check=False, env=loopback
+        )
+        assert failed.returncode == 1
+        assert "failed" in failed.stdout
