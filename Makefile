@@ -34,6 +34,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.stages
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.outbox --rate 100 --rate 200
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

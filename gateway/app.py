@@ -35,7 +35,7 @@ from gateway.outbound.ssrf import GuardedTransport, TargetPolicy
 from gateway.outbound.worker import Worker, WorkerConfig
 from gateway.services import Services
 from gateway.sources import SourceCache
-from gateway.store.db import Database
+from gateway.store.db import Database, Writes
 from gateway.store.migrate import upgrade_async
 from gateway.vault import Vault
 from gateway.writer import Writer
@@ -112,8 +112,9 @@ def worker(
     *,
     client: httpx.AsyncClient | None = None,
     crm: CrmRuntime | None = None,
+    writes: Writes | None = None,
 ) -> Worker:
-    return Worker(db, worker_config(settings), clock, client=client, crm=crm)
+    return Worker(db, worker_config(settings), clock, client=client, crm=crm, writes=writes)
 
 
 def reparse(settings: Settings, adapters: Mapping[str, InboundAdapter] = ADAPTERS) -> Reparse:
@@ -150,7 +151,7 @@ def create_app(
             crm = crm_runtime(settings, vault(settings, secret))
             batch_writer.start()
             if settings.worker:
-                outbox_worker = worker(settings, db, clock, client=http_client, crm=crm)
+                outbox_worker = worker(settings, db, clock, client=http_client, crm=crm, writes=batch_writer)
                 outbox_worker.start()
             yield {
                 "services": Services(

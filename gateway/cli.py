@@ -218,7 +218,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run(db: Database) -> None:
         crm = await _crm(db, settings)
-        worker = root.worker(settings, db, system_clock, crm=crm)
+        batches = root.writer(settings, db)  # attempt results of concurrent deliveries share a commit
+        batches.start()
+        worker = root.worker(settings, db, system_clock, crm=crm, writes=batches)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -227,6 +229,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"callgate worker {worker.owner} running ({_db_label(settings)})", flush=True)
         await stop.wait()
         await worker.stop()
+        await batches.stop()
         await crm.client.aclose()
 
     asyncio.run(_with_db(settings, run))

@@ -19,7 +19,7 @@ from gateway.errors import PayloadError
 from gateway.ids import new_id
 from gateway.inbound import Headers, InboundAdapter, ParsedEvent, Reparse
 from gateway.model import CallState, CallUpdate, MergeResult, Stamp, format_ts, merge
-from gateway.outbox import enqueue_change
+from gateway.outbox import Dispatch, enqueue_change
 from gateway.phones import normalize
 from gateway.store import calls as call_store
 from gateway.store import events as event_store
@@ -37,6 +37,7 @@ class IngestJob:
     headers: Mapping[str, str]
     body: bytes
     received_at: datetime
+    dispatch: Dispatch | None = None  # the in-process worker takes the fresh deliveries it can send now
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,8 @@ def initial_state(parsed: ParsedEvent) -> tuple[str, str | None]:
 
 
 def apply_event(conn: Connection, job: IngestJob, now: datetime, reparse: Reparse) -> IngestResult:
+    if job.dispatch is not None:
+        job.dispatch.reset()
     parsed = job.parsed
     raw_id = new_id("evt")
     state, link_alias = initial_state(parsed)
@@ -223,7 +226,7 @@ def apply_update(
             call_store.update_call(conn, base["id"], result.state, version, now)
     call_id = base["id"]
     event = (parsed.event_type, parsed.occurred_at)
-    record_change(conn, base, raw_id, event, result, version, now)
+    record_change(conn, base, raw_id, event, result, version, now, job.dispatch)
     changes = [change_of(call_id, version, result)]
     for alias in new_aliases:
         if call_store.insert_alias(conn, job.tenant_id, job.vendor, alias, call_id):
@@ -254,6 +257,7 @@ def record_change(
     result: MergeResult,
     version: int,
     now: datetime,
+    dispatch: Dispatch | None = None,
 ) -> None:
     """The timeline row of one applied event (``event`` is the vendor's type and time), and the outbox
     rows of the change, in the caller's transaction. ``base`` is the call's identity (``IDENTITY``)."""
@@ -274,7 +278,7 @@ def record_change(
     }
     call_store.insert_call_event(conn, values)
     if result.changed:
-        enqueue_change(conn, base, result, version, now)
+        enqueue_change(conn, base, result, version, now, dispatch)
 
 
 def change_of(call_id: str, version: int, result: MergeResult) -> CallChange:

@@ -81,6 +81,10 @@ class Writer:
         self._queue.put_nowait(_Job(work, future))
         return await asyncio.shield(future)
 
+    async def run_write(self, work: Callable[[Connection], T]) -> T:
+        """``Writes``: the worker's claims and attempt results share the ingest batches' transactions."""
+        return await self.submit(work)
+
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]

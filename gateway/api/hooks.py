@@ -51,13 +51,16 @@ async def receive(request: Request) -> Response:
         headers=request.headers,
         body=body,
         received_at=received_at,
+        dispatch=svc.worker.offer() if svc.worker is not None else None,
     )
 
     def work(conn: Connection) -> IngestResult:
         return apply_event(conn, job, svc.clock(), svc.reparse)
 
     result = await svc.writer.submit(work)
-    if any(c.types for c in result.changes):
+    if job.dispatch is not None and svc.worker is not None:
+        svc.worker.take(job.dispatch)  # the deliveries it leased go out now, no claim needed
+    elif any(c.types for c in result.changes):
         svc.wake_worker()
     (log.warning if parsed.unmapped or not parsed.known else log.info)(
         "webhook",

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy.engine import RowMapping
 
 from gateway import outbox
 from gateway.clock import Clock
@@ -32,7 +31,7 @@ from gateway.connectors import (
 )
 from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.retry import Outcome, Policy
-from gateway.store.db import Database
+from gateway.store.db import Database, Writes
 from gateway.vault import Vault
 
 log = structlog.get_logger("callgate.crm")
@@ -77,8 +76,9 @@ class CrmRuntime:
 
 async def run_sync(
     db: Database,
+    writes: Writes,
     crm: CrmRuntime,
-    row: RowMapping,
+    row: Mapping[Any, Any],
     owner: str,
     clock: Clock,
     policy: Policy,
@@ -102,7 +102,7 @@ async def run_sync(
     latency_ms = round((time.perf_counter() - started) * 1000)
     attempt = outbox.Attempt(attempted_at, Outcome(status_code=outcome.status_code), latency_ms, None)
     try:
-        await outbox.finish_sync(db, row, owner, attempt, outcome, synced, policy, clock(), rng)
+        await outbox.finish_sync(writes, row, owner, attempt, outcome, synced, policy, clock(), rng)
     except Exception:  # the lease expires and the sync runs again; the connector finds its record
         log.exception("recording a CRM sync failed", delivery_id=row["id"])
         return

@@ -18,7 +18,7 @@ from gateway.outbound.retry import Decision, Outcome, Policy, Verdict, should_di
 from gateway.outbox.enqueue import ping_row
 from gateway.store import deliveries as delivery_store
 from gateway.store import subscriptions as subscription_store
-from gateway.store.db import Database
+from gateway.store.db import Database, Writes
 
 log = structlog.get_logger("callgate.outbox")
 
@@ -54,8 +54,11 @@ async def retry(db: Database, tenant_id: str, delivery_id: str, now: datetime) -
     await db.run_write(work)
 
 
+QUEUED_PER_SLOT = 2  # an endpoint at its cap may have as many rows again leased and waiting in the worker
+
+
 async def claim(
-    db: Database,
+    db: Writes,
     *,
     owner: str,
     now: datetime,
@@ -66,13 +69,16 @@ async def claim(
     inflight: Container[str],
     crm_concurrency: int = 4,
     syncs: bool = True,
-) -> list[RowMapping]:
+    endpoint_concurrency: int = 8,
+) -> tuple[list[RowMapping], bool]:
     """Leases up to ``room`` due rows to ``owner`` (subscription deliveries and CRM syncs), keeping each
     endpoint under its ``max_concurrency`` (``busy``: what this worker already has in flight per
-    endpoint; a CRM connection allows ``crm_concurrency``)."""
+    endpoint; a CRM connection allows ``crm_concurrency``, a subscription without one
+    ``endpoint_concurrency``). Also says whether due rows were left (a full claim, or endpoints at their
+    cap): the worker claims again as soon as a delivery finishes."""
     until = now + timedelta(seconds=lease_seconds)
 
-    def work(conn: Connection) -> list[RowMapping]:
+    def work(conn: Connection) -> tuple[list[RowMapping], bool]:
         limit = min(room, batch) * 2
         candidates = [*delivery_store.claim(conn, now=now, limit=limit)]
         if syncs:  # a worker built without CRM connectors leaves sync rows to one that has them
@@ -82,20 +88,20 @@ async def claim(
         taken: defaultdict[str, int] = defaultdict(int)
         for row in candidates:
             sub = endpoint(row)
-            cap = row["max_concurrency"]
-            if row["id"] in inflight or (cap and busy.get(sub, 0) + taken[sub] >= cap):
+            cap = row["max_concurrency"] or endpoint_concurrency
+            if row["id"] in inflight or busy.get(sub, 0) + taken[sub] >= cap * QUEUED_PER_SLOT:
                 continue
             chosen.append(row)
             taken[sub] += 1
             if len(chosen) >= room:
                 break
         delivery_store.lease(conn, [r["id"] for r in chosen], owner, until)
-        return chosen
+        return chosen, len(chosen) < len(candidates) or len(candidates) >= limit
 
     return await db.run_write(work)
 
 
-async def release(db: Database, ids: Sequence[str], owner: str) -> None:
+async def release(db: Writes, ids: Sequence[str], owner: str) -> None:
     """Leases given back (a worker stopping): the rows are due again for any worker."""
     if ids:
         await db.run_write(lambda conn: delivery_store.release(conn, ids, owner))
@@ -117,7 +123,7 @@ class Attempt:
 
 
 async def finish_attempt(
-    db: Database,
+    db: Writes,
     row: Mapping[Any, Any],
     owner: str,
     attempt: Attempt,

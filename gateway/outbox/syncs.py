@@ -20,7 +20,7 @@ from gateway.outbound.retry import Decision, Outcome, Policy, Verdict, decide
 from gateway.outbox.deliveries import Attempt, operator_event
 from gateway.store import connections as connection_store
 from gateway.store import deliveries as delivery_store
-from gateway.store.db import Database
+from gateway.store.db import Database, Writes
 
 log = structlog.get_logger("callgate.outbox")
 
@@ -50,7 +50,7 @@ async def sync_context(db: Database, row: Mapping[Any, Any]) -> SyncContext | No
 
 
 async def finish_sync(
-    db: Database,
+    db: Writes,
     row: Mapping[Any, Any],
     owner: str,
     attempt: Attempt,

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
@@ -107,6 +107,13 @@ def storage_error(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
     return isinstance(exc, OSError | asyncio.TimeoutError | ConnectionError)
+
+
+class Writes(Protocol):
+    """Something that runs synchronous Core in a write transaction: the database itself (one transaction
+    per call) or the group-commit ``Writer`` (many callers' work in one transaction and one fsync)."""
+
+    async def run_write(self, work: Callable[[Connection], T]) -> T: ...
 
 
 class Database:

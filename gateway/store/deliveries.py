@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +25,25 @@ def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> No
 # --- the worker's side --------------------------------------------------------------------------------
 
 _earlier = deliveries.alias("earlier")
+
+
+_PENDING_BEFORE = (
+    select(deliveries.c.id)
+    .where(
+        deliveries.c.subscription_id == bindparam("subscription_id"),
+        deliveries.c.call_id == bindparam("call_id"),
+        deliveries.c.status == "pending",
+    )
+    .limit(1)
+)
+
+
+def pending_before(conn: Connection, subscription_id: str, call_id: str | None) -> bool:
+    """Whether an undelivered row of this (subscription, call) exists: a new row must wait behind it."""
+    if call_id is None:
+        return False
+    found = conn.execute(_PENDING_BEFORE, {"subscription_id": subscription_id, "call_id": call_id})
+    return found.first() is not None
 
 
 def claim(conn: Connection, *, now: datetime, limit: int) -> Sequence[RowMapping]:

@@ -11,7 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import subscriptions
 
-_ACTIVE = select(subscriptions.c.id, subscriptions.c.event_types).where(
+_ACTIVE = select(
+    subscriptions.c.id,
+    subscriptions.c.event_types,
+    subscriptions.c.url,
+    subscriptions.c.secrets,
+    subscriptions.c.rate_limit_per_second,
+    subscriptions.c.max_concurrency,
+    subscriptions.c.failing_since,
+).where(
     subscriptions.c.tenant_id == bindparam("tenant_id"),
     subscriptions.c.enabled.is_(True),
     subscriptions.c.deleted_at.is_(None),
