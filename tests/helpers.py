@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,16 @@ def source_headers(source: Mapping[str, Any], body: bytes, at: int | None = None
     """What the source's vendor sends with ``body``, signed with the secret callgate generated for it
     (a ``POST /v1/sources`` response): every scheme through its own object, no per-vendor branches."""
     return signed_headers(source, body, now=at)
+
+
+@dataclass
+class FakeClock:
+    """An injected clock the test moves by hand (retries, pauses, leases)."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

@@ -112,6 +112,30 @@ def endpoint(row: Mapping[Any, Any]) -> str:
     return str(row["subscription_id"] or row["connection_id"])
 
 
+def record_attempt(
+    conn: Connection,
+    row: Mapping[Any, Any],
+    attempt: Attempt,
+    error: str | None,
+    next_attempt_at: datetime | None,
+) -> None:
+    """The attempt's line in the delivery log, with what was decided."""
+    delivery_store.record_attempt(
+        conn,
+        {
+            "id": new_id("att"),
+            "delivery_id": row["id"],
+            "tenant_id": row["tenant_id"],
+            "attempted_at": attempt.attempted_at,
+            "status_code": attempt.outcome.status_code,
+            "latency_ms": attempt.latency_ms,
+            "error": error,
+            "response_body": attempt.response_body,
+            "next_attempt_at": next_attempt_at,
+        },
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One send as the worker saw it."""
@@ -135,20 +159,7 @@ async def finish_attempt(
     keeps the endpoint's failure streak, and disables it on 410 or after ``policy.disable_after``."""
 
     def work(conn: Connection) -> None:
-        delivery_store.record_attempt(
-            conn,
-            {
-                "id": new_id("att"),
-                "delivery_id": row["id"],
-                "tenant_id": row["tenant_id"],
-                "attempted_at": attempt.attempted_at,
-                "status_code": attempt.outcome.status_code,
-                "latency_ms": attempt.latency_ms,
-                "error": attempt.outcome.error,
-                "response_body": attempt.response_body,
-                "next_attempt_at": decision.next_attempt_at,
-            },
-        )
+        record_attempt(conn, row, attempt, attempt.outcome.error, decision.next_attempt_at)
         values: dict[str, Any] = {
             "attempts": row["attempts"] + 1,
             "last_status_code": attempt.outcome.status_code,

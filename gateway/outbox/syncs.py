@@ -14,10 +14,9 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from gateway import render
 from gateway.connectors import CrmOutcome, CrmVerdict, SyncedRecord
-from gateway.ids import new_id
 from gateway.model import format_ts
 from gateway.outbound.retry import Decision, Outcome, Policy, Verdict, decide
-from gateway.outbox.deliveries import Attempt, operator_event
+from gateway.outbox.deliveries import Attempt, operator_event, record_attempt
 from gateway.store import connections as connection_store
 from gateway.store import deliveries as delivery_store
 from gateway.store.db import Database, Writes
@@ -108,20 +107,7 @@ async def finish_sync(
         }
 
     def work(conn: Connection) -> None:
-        delivery_store.record_attempt(
-            conn,
-            {
-                "id": new_id("att"),
-                "delivery_id": row["id"],
-                "tenant_id": row["tenant_id"],
-                "attempted_at": attempt.attempted_at,
-                "status_code": outcome.status_code,
-                "latency_ms": attempt.latency_ms,
-                "error": error,
-                "response_body": attempt.response_body,
-                "next_attempt_at": values.get("next_attempt_at"),
-            },
-        )
+        record_attempt(conn, row, attempt, error, values.get("next_attempt_at"))
         if not delivery_store.finish(conn, row["id"], owner, values):
             return  # another worker owns the row now; the attempt stays logged
         if synced is not None:

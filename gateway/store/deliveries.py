@@ -46,14 +46,10 @@ def pending_before(conn: Connection, subscription_id: str, call_id: str | None) 
     return found.first() is not None
 
 
-def claim(conn: Connection, *, now: datetime, limit: int) -> Sequence[RowMapping]:
-    """Due rows of enabled endpoints, each the oldest undelivered row of its (subscription, call).
-
-    A row waits while an earlier row of the same call for the same endpoint is still pending (per-call
-    order); rows of other calls are not held up. PostgreSQL skips rows another worker has locked.
-    """
-    head_of_line = ~exists().where(
-        _earlier.c.subscription_id == deliveries.c.subscription_id,
+def _head_of_line(same_endpoint: Any) -> Any:
+    """No earlier row (by sequence, then id) of the same endpoint and call is pending: per-call order."""
+    return ~exists().where(
+        same_endpoint,
         _earlier.c.call_id == deliveries.c.call_id,
         _earlier.c.status == "pending",
         or_(
@@ -61,6 +57,14 @@ def claim(conn: Connection, *, now: datetime, limit: int) -> Sequence[RowMapping
             and_(_earlier.c.sequence == deliveries.c.sequence, _earlier.c.id < deliveries.c.id),
         ),
     )
+
+
+def claim(conn: Connection, *, now: datetime, limit: int) -> Sequence[RowMapping]:
+    """Due rows of enabled endpoints, each the oldest undelivered row of its (subscription, call).
+
+    A row waits while an earlier row of the same call for the same endpoint is still pending (per-call
+    order); rows of other calls are not held up. PostgreSQL skips rows another worker has locked.
+    """
     query = (
         select(
             deliveries.c.id,
@@ -84,7 +88,7 @@ def claim(conn: Connection, *, now: datetime, limit: int) -> Sequence[RowMapping
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
             subscriptions.c.enabled.is_(True),
             subscriptions.c.deleted_at.is_(None),
-            head_of_line,
+            _head_of_line(_earlier.c.subscription_id == deliveries.c.subscription_id),
         )
         .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         .limit(limit)
@@ -92,18 +96,6 @@ def claim(conn: Connection, *, now: datetime, limit: int) -> Sequence[RowMapping
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(of=deliveries, skip_locked=True)
     return conn.execute(query).mappings().all()
-
-
-def _head_of_line_for_connection() -> Any:
-    return ~exists().where(
-        _earlier.c.connection_id == deliveries.c.connection_id,
-        _earlier.c.call_id == deliveries.c.call_id,
-        _earlier.c.status == "pending",
-        or_(
-            _earlier.c.sequence < deliveries.c.sequence,
-            and_(_earlier.c.sequence == deliveries.c.sequence, _earlier.c.id < deliveries.c.id),
-        ),
-    )
 
 
 def claim_syncs(conn: Connection, *, now: datetime, limit: int, concurrency: int) -> Sequence[RowMapping]:
@@ -130,7 +122,7 @@ def claim_syncs(conn: Connection, *, now: datetime, limit: int, concurrency: int
             connections.c.deleted_at.is_(None),
             connections.c.state != "auth_failed",
             or_(connections.c.paused_until.is_(None), connections.c.paused_until <= now),
-            _head_of_line_for_connection(),
+            _head_of_line(_earlier.c.connection_id == deliveries.c.connection_id),
         )
         .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         .limit(limit)

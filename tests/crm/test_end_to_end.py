@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +25,7 @@ from gateway.vault import Vault
 from tests.conftest import make_settings
 from tests.crm.kinds import KINDS, Kind
 from tests.doubles import serving
+from tests.helpers import FakeClock
 from tests.store.helpers import ingest_fixture, new_source
 
 pytestmark = pytest.mark.anyio
@@ -37,17 +38,6 @@ LIFECYCLE = (
     "call_transcript_ready.json",
     "call_graded.json",
 )
-
-
-@dataclass
-class FakeClock:
-    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass

@@ -34,23 +34,13 @@ from gateway.outbound.worker import Worker, WorkerConfig
 from gateway.store.db import Database
 from gateway.store.tables import connections, crm_records, deliveries, operator_events
 from gateway.vault import Vault
+from tests.helpers import FakeClock
 from tests.store.helpers import ingest_fixture, new_source
 
 pytestmark = pytest.mark.anyio
 
 LOOPBACK = TargetPolicy.build(False, ["127.0.0.0/8"])
 START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-@dataclass
-class FakeClock:
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -112,7 +102,7 @@ async def make(db: Database) -> AsyncIterator[Any]:
     built: list[Setup] = []
 
     async def build(**options: Any) -> Setup:
-        clock = FakeClock()
+        clock = FakeClock(START)
         script = Script()
         spec = ConnectorSpec(
             kind="scripted",

@@ -25,7 +25,7 @@ from gateway.outbound.ssrf import TargetPolicy
 from gateway.outbound.worker import Worker, WorkerConfig
 from gateway.store.db import Database
 from gateway.store.tables import deliveries, delivery_attempts, operator_events, subscriptions
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, FakeClock
 from tests.outbound.receiver import Received, Receiver, Reply, receiver
 from tests.store.helpers import ingest, ingest_fixture, new_source
 
@@ -33,17 +33,6 @@ pytestmark = pytest.mark.anyio
 
 LOOPBACK = TargetPolicy.build(False, ["127.0.0.0/8"])
 START = datetime.now(UTC).replace(microsecond=0)  # real time: Webhook.verify checks it
-
-
-@dataclass
-class FakeClock:
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -73,7 +62,7 @@ async def make(db: Database) -> AsyncIterator[Any]:
     async def build(
         url: str, policy: Policy | None = None, delivery_timeout: float = 2.0, **sub: Any
     ) -> Setup:
-        clock = FakeClock()
+        clock = FakeClock(START)
         tenant, source = await new_source(db, "graph8")
         row, secret = await service.create(
             db,
