@@ -187,7 +187,7 @@ class Worker:
     async def run_once(self) -> int:
         """Claims what is due now, delivers it, and waits for the outcomes (tests, and draining)."""
         claimed = await self.claim_and_dispatch()
-        if self._inflight:
+        while self._inflight:  # queued rows start as slots free: wait for those too
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         return claimed
 
