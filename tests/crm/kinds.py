@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from tests.doubles import hubspot as hubspot_double
 from tests.doubles import pipedrive as pipedrive_double
 
 CUSTOMER = "(415) 555-0123"  # the graph8 fixtures' customer, written as a person would
@@ -70,4 +71,40 @@ PIPEDRIVE = Kind(
     check_latest=_pipedrive_latest,
 )
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (PIPEDRIVE,)}
+# --- HubSpot: one call engagement, updated in place, associated with the matched contact ------------
+
+HUBSPOT_TOKEN = "pat-e2e-0000-0000-0000-000000000000"
+
+
+def _hubspot_state() -> hubspot_double.State:
+    state = hubspot_double.State(valid_tokens={HUBSPOT_TOKEN})
+    state.add_contact(phone=CUSTOMER, firstname="Ada", lastname="Example")
+    return state
+
+
+def _hubspot_latest(state: hubspot_double.State, call: Mapping[str, Any]) -> None:
+    (record,) = state.calls.values()
+    props = record["properties"]
+    assert props["callgate_call_id"] == call["id"]
+    assert props["hs_call_status"] == "COMPLETED"
+    assert props["hs_call_duration"] == str(call["duration_seconds"] * 1000)  # milliseconds
+    assert call["transcript"][0]["text"][:20] in props["hs_call_body"]
+    (contact,) = state.contacts.values()
+    assert state.contacts_of(record["id"]) == [contact["id"]]
+
+
+HUBSPOT = Kind(
+    name="hubspot",
+    new_state=_hubspot_state,
+    app=hubspot_double.app,
+    credentials={"access_token": HUBSPOT_TOKEN},
+    records=lambda state: list(state.calls.values()),
+    record_id=lambda record: str(record["id"]),
+    rate_limit_next=lambda state: state.inject(429, hubspot_double.rate_limit_body(), path_contains="/crm/"),
+    rate_limit_status=429,
+    fail_next=lambda state: state.inject(503, {"status": "error", "message": "down"}, path_contains="/crm/"),
+    refuse_credentials=lambda state: state.valid_tokens.clear() if state.valid_tokens is not None else None,
+    check_latest=_hubspot_latest,
+)
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (HUBSPOT, PIPEDRIVE)}
