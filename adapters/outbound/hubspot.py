@@ -11,7 +11,7 @@ created by an attempt that crashed before callgate saved its id is found and upd
 HubSpot's search index can lag a fresh create by seconds (research §1.7); the worker's retry schedule
 leaves more than that between attempts, which is what this relies on.
 
-The API facts behind it (endpoints, limits, error shapes) are research/crm.md §1 and §6.4.
+The API facts behind it (endpoints, limits, error shapes) are summarised in ``docs/crm.md``.
 """
 
 from __future__ import annotations
@@ -175,6 +175,11 @@ def _text(value: object) -> str | None:
     return text or None
 
 
+def _esc(text: str) -> str:
+    """Text inside HTML paragraphs: ``<``, ``>`` and ``&`` escaped, quotes kept as they read."""
+    return html.escape(text, quote=False)
+
+
 def _facts(call: Mapping[str, Any]) -> list[str]:
     """Summary, outcome, grade as HTML paragraphs (escaped)."""
     parts: list[str] = []
@@ -182,18 +187,18 @@ def _facts(call: Mapping[str, Any]) -> list[str]:
     grade: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     summary = _text(grade.get("summary"))
     if summary:
-        parts.append(f"<p><strong>Summary:</strong> {html.escape(summary)}</p>")
-    line = [f"<strong>Status:</strong> {html.escape(str(call.get('status') or 'unknown'))}"]
+        parts.append(f"<p><strong>Summary:</strong> {_esc(summary)}</p>")
+    line = [f"<strong>Status:</strong> {_esc(str(call.get('status') or 'unknown'))}"]
     outcome = _text(call.get("outcome"))
     if outcome:
-        line.append(f"<strong>Outcome:</strong> {html.escape(outcome)}")
+        line.append(f"<strong>Outcome:</strong> {_esc(outcome)}")
     end_reason = _text(call.get("end_reason"))
     if end_reason:
-        line.append(f"<strong>Ended:</strong> {html.escape(end_reason)}")
+        line.append(f"<strong>Ended:</strong> {_esc(end_reason)}")
     parts.append("<p>" + " · ".join(line) + "</p>")
     score = _seconds(grade.get("score"))
     if score is not None:
-        status = html.escape(_text(grade.get("status")) or "graded")
+        status = _esc(_text(grade.get("status")) or "graded")
         parts.append(f"<p><strong>Grade:</strong> {round(score * 100)}/100 ({status})</p>")
     return parts
 
@@ -203,15 +208,13 @@ def _turns(call: Mapping[str, Any]) -> Iterable[str]:
     for turn in transcript if isinstance(transcript, list) else []:
         if isinstance(turn, Mapping) and _text(turn.get("text")):
             speaker = _text(turn.get("speaker")) or "?"
-            yield html.escape(f"{speaker}: {_text(turn.get('text'))}")
+            yield _esc(f"{speaker}: {_text(turn.get('text'))}")
 
 
 def call_body(call: Mapping[str, Any]) -> str:
     """``hs_call_body``: the facts, then the transcript turn by turn while it fits ``BODY_LIMIT``, then a
     footer naming the call. Whole turns are dropped, never a cut tag."""
-    footer = (
-        f"<p>callgate call {html.escape(str(call.get('id')))} · {html.escape(str(call.get('vendor')))}</p>"
-    )
+    footer = f"<p>callgate call {_esc(str(call.get('id')))} · {_esc(str(call.get('vendor')))}</p>"
     head = "".join(_facts(call))
     turns = list(_turns(call))
     if not turns:
