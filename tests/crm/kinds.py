@@ -28,6 +28,7 @@ class Kind:
     fail_next: Callable[[Any], None]
     refuse_credentials: Callable[[Any], None]
     check_latest: Callable[[Any, Mapping[str, Any]], None]  # asserts the CRM holds the call's latest state
+    create_path: str  # the request that creates the call's record
 
 
 # --- Pipedrive: a call log (cannot be updated) plus one note ------------------------------------------
@@ -69,6 +70,7 @@ PIPEDRIVE = Kind(
     fail_next=lambda state: state.inject(503, {"success": False, "error": "down"}, path_contains="/"),
     refuse_credentials=lambda state: state.tokens.clear() if state.tokens is not None else None,
     check_latest=_pipedrive_latest,
+    create_path="/v1/callLogs",
 )
 
 # --- HubSpot: one call engagement, updated in place, associated with the matched contact ------------
@@ -105,6 +107,7 @@ HUBSPOT = Kind(
     fail_next=lambda state: state.inject(503, {"status": "error", "message": "down"}, path_contains="/crm/"),
     refuse_credentials=lambda state: state.valid_tokens.clear() if state.valid_tokens is not None else None,
     check_latest=_hubspot_latest,
+    create_path="/crm/v3/objects/calls",
 )
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (HUBSPOT, PIPEDRIVE)}

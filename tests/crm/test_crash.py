@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,7 +21,7 @@ from gateway.store.db import Database
 from gateway.store.migrate import upgrade_async
 from gateway.store.tables import crm_records, deliveries
 from tests.conftest import make_settings
-from tests.crm.kinds import PIPEDRIVE
+from tests.crm.kinds import KINDS, Kind
 from tests.doubles import serving
 from tests.outbound.test_worker_crash import start_worker
 from tests.store.helpers import ingest_fixture, new_source
@@ -47,7 +48,7 @@ def slow_answer(app: ASGIApp, method: str, path: str, seconds: float) -> ASGIApp
     return wrapped
 
 
-async def prepare(url: str, base_url: str) -> None:
+async def prepare(url: str, base_url: str, kind: Kind) -> None:
     await upgrade_async(url)
     db = Database(url)
     try:
@@ -62,9 +63,9 @@ async def prepare(url: str, base_url: str) -> None:
             TargetPolicy.build(False, ["127.0.0.0/8"]),
             datetime.now(UTC),
             tenant_id=tenant,
-            kind="pipedrive",
+            kind=kind.name,
             base_url=base_url,
-            credentials=PIPEDRIVE.credentials,
+            credentials=kind.credentials,
         )
         await crm.client.aclose()
         await ingest_fixture(db, tenant, source, "graph8", "call_completed.json", datetime.now(UTC))
@@ -91,14 +92,16 @@ def wait_for(check: Any, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def test_sigkill_while_the_crm_creates_the_record_still_ends_with_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_sigkill_while_the_crm_creates_the_record_still_ends_with_one(tmp_path: Path, name: str) -> None:
+    kind = KINDS[name]
     url = f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
-    state = PIPEDRIVE.new_state()
-    with serving(slow_answer(PIPEDRIVE.app(state), "POST", "/v1/callLogs", 5.0)) as base_url:
-        asyncio.run(prepare(url, base_url))
+    state = kind.new_state()
+    with serving(slow_answer(kind.app(state), "POST", kind.create_path, 5.0)) as base_url:
+        asyncio.run(prepare(url, base_url, kind))
         first = start_worker(url)
         try:
-            wait_for(lambda: len(state.call_logs) == 1, timeout=30)  # created; the answer is held
+            wait_for(lambda: len(kind.records(state)) == 1, timeout=30)  # created; the answer is held
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
@@ -109,5 +112,5 @@ def test_sigkill_while_the_crm_creates_the_record_still_ends_with_one(tmp_path: 
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(timeout=30) == 0
-    assert len(state.call_logs) == 1  # found again by its marker, not created twice
+    assert len(kind.records(state)) == 1  # found again (marker, call-id property), not created twice
     assert asyncio.run(outcome(url)) == (["succeeded"], 1)
