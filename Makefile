@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.stages
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.outbox --rate 100 --rate 200
+	$(BIN)/python -m bench.crm --calls 100
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
