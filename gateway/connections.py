@@ -21,7 +21,7 @@ from gateway.outbound.crm import CrmRuntime
 from gateway.outbound.ssrf import TargetPolicy, check_target
 from gateway.store import connections as store
 from gateway.store.db import Database
-from gateway.vault import Vault
+from gateway.vault import Vault, VaultError
 
 STATUSES = frozenset(s.value for s in Status)
 MAX_SECRET = 4096
@@ -193,6 +193,8 @@ async def test(db: Database, crm: CrmRuntime, tenant_id: str, connection_id: str
         raise NotFound("no connector for this kind")
     try:
         await crm.connector(row).test()
+    except VaultError as exc:
+        return {"ok": False, "error": {"code": exc.code, "message": exc.message, "status_code": None}}
     except CrmFailure as failure:
         outcome = failure.outcome
         return {

@@ -32,7 +32,7 @@ from gateway.connectors import (
 from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.retry import Outcome, Policy
 from gateway.store.db import Database, Writes
-from gateway.vault import Vault
+from gateway.vault import Vault, VaultError
 
 log = structlog.get_logger("callgate.crm")
 
@@ -126,6 +126,8 @@ async def _sync(
         record = await connector.sync(context.call, context.existing)
     except CrmFailure as failure:
         return failure.outcome, None
+    except VaultError as exc:  # the credentials key changed: stop until the credentials are entered again
+        return CrmOutcome(CrmVerdict.AUTH_FAILED, code=exc.code, message=exc.message), None
     except Exception as exc:  # a connector bug or a credentials problem: retried on the schedule, logged
         log.exception("crm connector failed", connection_id=context.connection["id"])
         return CrmOutcome(CrmVerdict.RETRY, code="connector_error", message=type(exc).__name__), None

@@ -284,3 +284,30 @@ async def test_a_change_queues_syncs_only_for_its_own_tenants_connections(make: 
     await s.ingest("call_completed.json")
     assert [r["connection_id"] for r in await s.rows()] == [s.connection["id"]]
     assert await other.rows() == []
+
+
+async def test_credentials_sealed_with_another_key_stop_the_connection_not_the_worker(make: Any) -> None:
+    s = await make()
+    s.crm.vault = Vault(Vault.new_key())  # the operator changed CALLGATE_CREDENTIALS_KEY
+    s.crm._connectors.clear()
+    await s.ingest("call_completed.json")
+    await s.worker.run_once()
+    connection = await s.connection_row()
+    assert connection["state"] == "auth_failed"
+    assert connection["last_error"]["code"] == "credentials_unreadable"
+    assert s.script.asked == []
+    result = await connection_service.test(s.db, s.crm, s.tenant, s.connection["id"])
+    assert result["ok"] is False
+    assert result["error"]["code"] == "credentials_unreadable"
+    await connection_service.modify(
+        s.db,
+        s.crm.specs,
+        s.crm.vault,
+        LOOPBACK,
+        s.clock(),
+        tenant_id=s.tenant,
+        connection_id=s.connection["id"],
+        credentials={"token": "again"},
+    )
+    assert await s.worker.run_once() == 1
+    assert len(s.script.asked) == 1
