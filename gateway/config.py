@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     crm_concurrency: int = Field(default=4, ge=1, le=100)  # syncs in flight per connection per worker
     crm_contact_cache_seconds: float = Field(default=300.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, else JSON
 
     @property
     def base_url(self) -> str:

@@ -1,4 +1,5 @@
-"""structlog JSON lines. Request-scoped context (request id, tenant, source…) rides in contextvars.
+"""structlog: JSON lines, or a console format when the logs go to a terminal. Request-scoped context
+(request id, tenant, source…) rides in contextvars.
 
 Secrets never reach a log line: nothing logs headers or bodies, and a last processor blanks any value
 whose key looks like a credential, in case someone adds one later.
@@ -23,7 +24,12 @@ def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutabl
     return event
 
 
-def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
+def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """``fmt``: ``json`` (one JSON document a line), ``console`` (for people), or ``auto``: console when the
+    log stream is a terminal, JSON otherwise (a file, a pipe, a log shipper)."""
+    out = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if out.isatty() else "json"
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -37,6 +43,6 @@ def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,  # reconfigurable (tests, CLI); costs microseconds per line
     )

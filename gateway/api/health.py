@@ -1,4 +1,4 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (the database answers and the writer runs)."""
+"""``/`` (an index), ``/healthz`` (the process answers), ``/readyz`` (the database and the writer)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,26 @@ from starlette.routing import Route
 from gateway import __version__
 from gateway.api.common import json_response, services
 from gateway.errors import StorageUnavailable
+
+
+async def index(request: Request) -> Response:
+    """``GET /``: what this is and where to go next."""
+    return json_response(
+        {
+            "name": "callgate",
+            "version": __version__,
+            "links": {
+                "health": "/healthz",
+                "ready": "/readyz",
+                "calls": "/v1/calls",
+                "sources": "/v1/sources",
+                "subscriptions": "/v1/subscriptions",
+                "connections": "/v1/connections",
+                "deliveries": "/v1/deliveries",
+            },
+            "auth": "the /v1 routes take Authorization: Bearer <api key>",
+        }
+    )
 
 
 async def healthz(request: Request) -> Response:
@@ -29,6 +49,7 @@ async def readyz(request: Request) -> Response:
 
 
 routes = [
+    Route("/", index, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
 ]

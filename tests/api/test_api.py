@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import structlog
 
 from tests.api.test_hooks import signed
 from tests.conftest import Gateway
@@ -208,3 +209,31 @@ def test_unknown_route_and_method_use_the_envelope(gateway: Gateway) -> None:
 def test_health_and_readiness(gateway: Gateway) -> None:
     assert gateway.client.get("/healthz").json()["status"] == "ok"
     assert gateway.client.get("/readyz").json() == {"status": "ready", "database": "ok"}
+
+
+def test_the_root_is_an_index_not_a_404(gateway: Gateway) -> None:
+    response = gateway.client.get("/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["name"] == "callgate"
+    for link in body["links"].values():  # every link it names exists (401 without a key, not 404)
+        assert gateway.client.get(link).status_code in (200, 401), link
+
+
+def test_logs_are_json_off_a_terminal_and_for_people_on_one() -> None:
+    import io
+
+    from gateway import logs
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    try:
+        for stream, is_json in ((io.StringIO(), True), (Terminal(), False)):
+            logs.configure("info", "auto", stream)
+            structlog.get_logger("t").info("hello", n=1)
+            line = stream.getvalue().strip()
+            assert line.startswith("{") is is_json, line
+    finally:
+        logs.configure("info", "json")
