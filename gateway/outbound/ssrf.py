@@ -146,7 +146,11 @@ async def check_target(policy: TargetPolicy, url: str, field: str = "url") -> No
     try:
         await checked_address(policy, url)
     except BlockedTarget as exc:
-        raise ValidationFailed(f"{field} refused: {exc}", field=field) from None
+        raise ValidationFailed(
+            f"{field} refused: {exc}. For local testing, allow the network: "
+            """CALLGATE_ALLOWED_TARGET_CIDRS='["127.0.0.0/8"]' (or CALLGATE_ALLOW_PRIVATE_TARGETS=true)""",
+            field=field,
+        ) from None
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
