@@ -98,7 +98,8 @@ class Worker:
         self._ready: list[Mapping[Any, Any]] = []  # leased by an ingest transaction, waiting for a slot
         self._holding: set[str] = set()  # rows whose request to their endpoint is under way
         self._backlog = False  # rows wait for a claim (held behind an earlier row, a full claim, syncs)
-        self._held_calls = 0
+        self._held: set[tuple[str, str | None]] = set()  # (endpoint, call) with a row waiting behind one
+        self._claimed: set[str] = set()  # rows from a claim: the next row of their call may be due after
         self._per_endpoint: defaultdict[str, int] = defaultdict(int)
         self._limiters: dict[str, RateLimiter] = {}
         self.attempts = 0
@@ -144,6 +145,7 @@ class Worker:
         """After the commit: send what the transaction leased to this worker; claim what it left."""
         for row in dispatch.rows:
             self._start_or_queue(row)
+        self._held.update(dispatch.held)
         if dispatch.held or dispatch.syncs:
             self._backlog = True
             self._wake.set()
@@ -209,6 +211,7 @@ class Worker:
             endpoint_concurrency=self.config.connections,
         )
         for row in rows:
+            self._claimed.add(row["id"])
             self._start_or_queue(row)
         if more:
             self._backlog = True  # due rows were left: claim again when a slot frees
@@ -252,13 +255,12 @@ class Worker:
     def _done(self, row: Mapping[Any, Any], _task: object) -> None:
         self._inflight.pop(row["id"], None)
         self._free_slot(row)
-        if self._backlog or row["subscription_id"] is None or row["call_id"] is None:
-            self._wake.set()  # rows wait for a claim: a slot is free, the next event of a call may be due
-        else:
-            self._held_calls += 1
-            if self._held_calls >= 32:  # now and then, in case a row of this call was held back
-                self._held_calls = 0
-                self._wake.set()
+        key = (outbox.endpoint(row), row["call_id"])
+        claimed = row["id"] in self._claimed
+        self._claimed.discard(row["id"])
+        if self._backlog or claimed or key in self._held:
+            self._held.discard(key)
+            self._wake.set()  # a slot is free, and the next row of this call may be due now
 
     async def _deliver(self, row: Mapping[Any, Any]) -> None:
         if row["connection_id"] is not None:

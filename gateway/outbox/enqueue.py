@@ -54,19 +54,21 @@ class Dispatch:
     """An in-process worker taking fresh deliveries straight from the ingest transaction: the rows it can
     send at once (head of line for their subscription and call) are leased to ``owner`` in that
     transaction and handed to it after the commit, so the common case pays no claim query and no extra
-    transaction. ``rows`` collects them; ``held`` counts rows left for a claim (behind an earlier one)."""
+    transaction. ``rows`` collects them; ``held`` names the (subscription, call) of rows left for a claim
+    (behind an earlier one): the worker claims again when that earlier one is done."""
 
     owner: str
     lease_until: datetime
     room: int
     rows: list[dict[str, Any]] = field(default_factory=list)
-    held: int = 0
+    held: list[tuple[str, str | None]] = field(default_factory=list)  # (subscription, call) left waiting
     syncs: int = 0  # CRM syncs queued: the worker claims those
 
     def reset(self) -> None:
         """A unit of work may run twice (a batch replayed with savepoints): only the last run counts."""
         self.rows.clear()
-        self.held = self.syncs = 0
+        self.held.clear()
+        self.syncs = 0
 
 
 def enqueue_change(
@@ -129,11 +131,11 @@ def _lease_heads(
     for row in rows:
         sub = row["subscription_id"]
         if sub in first or len(dispatch.rows) >= dispatch.room:
-            dispatch.held += 1
+            dispatch.held.append((sub, row["call_id"]))
             continue
         first.add(sub)
         if delivery_store.pending_before(conn, sub, row["call_id"]):
-            dispatch.held += 1
+            dispatch.held.append((sub, row["call_id"]))
             continue
         row["lease_owner"] = dispatch.owner
         row["lease_until"] = dispatch.lease_until

@@ -152,3 +152,20 @@ def test_subscriptions_are_tenant_scoped_and_rotation_answers_a_new_secret(live:
         assert patched["enabled"] is False
         assert live.client.delete(f"/v1/subscriptions/{sub['id']}", headers=live.headers).status_code == 204
         assert live.client.get(f"/v1/subscriptions/{sub['id']}", headers=live.headers).status_code == 404
+
+
+def test_one_calls_events_arrive_in_order_without_waiting_for_the_poll(live: Gateway) -> None:
+    """Events of one call arrive while the previous delivery is still under way: each later one waits
+    behind it (per-call order) and goes out as soon as it is done, not at the next poll (30 s here)."""
+    with receiver(delay=0.2) as endpoint:
+        subscribe(live, endpoint.url, event_types=["call.*"])
+        source = live.create_source("graph8")
+        names = ("call_initiating.json", "call_in_progress.json", "call_completed.json")
+        started = time.monotonic()
+        for name in names:
+            body = (FIXTURES / "graph8" / name).read_bytes()
+            assert live.post_hook(source, body, signed("graph8", source, body)).status_code == 202
+        got = endpoint.wait_for(3, timeout=10)
+        assert time.monotonic() - started < 10
+        assert [r.json["type"] for r in got] == ["call.initiating", "call.in_progress", "call.completed"]
+        assert [r.json["data"]["version"] for r in got] == [1, 2, 3]
