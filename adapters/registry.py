@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from adapters.inbound import callsv1, graph8, livekit, qualifier, voiceapi, voicecalls
-from adapters.outbound import hubspot, pipedrive
+from adapters.outbound import hubspot, pipedrive, salesforce
 from gateway.connectors import ConnectorSpec
 from gateway.inbound import InboundAdapter
 
@@ -21,4 +21,5 @@ INBOUND: Mapping[str, InboundAdapter] = {
 OUTBOUND: Mapping[str, ConnectorSpec] = {
     hubspot.KIND: hubspot.SPEC,
     pipedrive.KIND: pipedrive.SPEC,
+    salesforce.KIND: salesforce.SPEC,
 }

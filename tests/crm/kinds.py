@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 from tests.doubles import hubspot as hubspot_double
 from tests.doubles import pipedrive as pipedrive_double
+from tests.doubles import salesforce as salesforce_double
 
 CUSTOMER = "(415) 555-0123"  # the graph8 fixtures' customer, written as a person would
 
@@ -28,7 +29,8 @@ class Kind:
     fail_next: Callable[[Any], None]
     refuse_credentials: Callable[[Any], None]
     check_latest: Callable[[Any, Mapping[str, Any]], None]  # asserts the CRM holds the call's latest state
-    create_path: str  # the request that creates the call's record
+    create_path: str  # the request that creates the call's record (a prefix of its path)
+    create_method: str = "POST"
 
 
 # --- Pipedrive: a call log (cannot be updated) plus one note ------------------------------------------
@@ -110,4 +112,44 @@ HUBSPOT = Kind(
     create_path="/crm/v3/objects/calls",
 )
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (HUBSPOT, PIPEDRIVE)}
+# --- Salesforce: one Task upserted by its external id ------------------------------------------------
+
+SALESFORCE_TOKEN = "00De2e!token"
+
+
+def _salesforce_state() -> salesforce_double.State:
+    state = salesforce_double.State(valid_tokens={SALESFORCE_TOKEN})
+    state.add_contact(phone=CUSTOMER)
+    return state
+
+
+def _salesforce_latest(state: salesforce_double.State, call: Mapping[str, Any]) -> None:
+    (task,) = state.tasks.values()
+    assert task["Callgate_Call_Id__c"] == call["id"]
+    assert task["CallDurationInSeconds"] == call["duration_seconds"]
+    assert call["transcript"][0]["text"][:20] in task["Description"]
+    (contact,) = state.contacts.values()
+    assert task["WhoId"] == contact["Id"]
+
+
+SALESFORCE = Kind(
+    name="salesforce",
+    new_state=_salesforce_state,
+    app=salesforce_double.app,
+    credentials={"access_token": SALESFORCE_TOKEN},
+    records=lambda state: list(state.tasks.values()),
+    record_id=lambda record: str(record["Id"]),
+    rate_limit_next=lambda state: state.inject(
+        403, salesforce_double.OVER_LIMIT, path_contains="/services/data/"
+    ),
+    rate_limit_status=403,
+    fail_next=lambda state: state.inject(
+        503, [{"message": "down", "errorCode": "SERVER_UNAVAILABLE"}], path_contains="/services/data/"
+    ),
+    refuse_credentials=lambda state: state.expire_tokens(),
+    check_latest=_salesforce_latest,
+    create_path="/services/data/v62.0/sobjects/Task/",
+    create_method="PATCH",
+)
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (HUBSPOT, PIPEDRIVE, SALESFORCE)}
