@@ -13,12 +13,13 @@ A connector answers either a ``SyncedRecord`` (done) or raises ``CrmFailure`` ca
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 import httpx
+import phonenumbers
 
 from gateway.errors import CallgateError
 
@@ -115,9 +116,49 @@ class ContactCache:
             self._entries.clear()
         self._entries[number] = (self._clock() + self._ttl, contact_id)
 
+    async def match(
+        self,
+        call: Mapping[str, Any],
+        enabled: bool,
+        search: Callable[[str, phonenumbers.PhoneNumber], Awaitable[str | None]],
+    ) -> str | None:
+        """The CRM contact of the call's customer: the cache, else ``search`` (E.164, parsed); a hit or a
+        miss is remembered. None when matching is off or the call has no usable number."""
+        found = customer(call) if enabled else None
+        if found is None:
+            return None
+        e164, parsed = found
+        hit, contact_id = self.get(e164)
+        if hit:
+            return contact_id
+        contact_id = await search(e164, parsed)
+        self.put(e164, contact_id)
+        return contact_id
+
+    def forget(self, call: Mapping[str, Any]) -> None:
+        """The cached contact turned out to be gone (deleted in the CRM): remember "no contact" instead."""
+        found = customer(call)
+        if found is not None:
+            self.put(found[0], None)
+
 
 def customer_number(call: Mapping[str, Any]) -> str | None:
     """The other party's number: the callee of an outbound call, the caller of an inbound one."""
     if call.get("direction") == "inbound":
         return call.get("from_number") or None
     return call.get("to_number") or call.get("from_number") or None
+
+
+def customer(call: Mapping[str, Any]) -> tuple[str, phonenumbers.PhoneNumber] | None:
+    """The customer's number in E.164 and parsed, or None when the call has no usable one (the call
+    document holds E.164, so no default region is needed)."""
+    number = customer_number(call)
+    if not isinstance(number, str):
+        return None
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)), parsed

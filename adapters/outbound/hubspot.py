@@ -36,7 +36,6 @@ from gateway.connectors import (
     CrmOutcome,
     CrmVerdict,
     SyncedRecord,
-    customer_number,
 )
 from gateway.phones import to_e164
 
@@ -399,24 +398,6 @@ def _results(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [item for item in results if isinstance(item, dict) and isinstance(item.get("id"), str | int)]
 
 
-def _parse(number: str) -> phonenumbers.PhoneNumber | None:
-    """The customer's number; the call document holds E.164, so no default region is needed."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return None
-    return parsed if phonenumbers.is_possible_number(parsed) else None
-
-
-def _customer(call: Mapping[str, Any]) -> tuple[str, phonenumbers.PhoneNumber] | None:
-    """The customer's number in E.164 and parsed, or None when the call has no usable one."""
-    number = customer_number(call)
-    parsed = _parse(number) if isinstance(number, str) else None
-    if parsed is None:
-        return None
-    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)), parsed
-
-
 def matching_contacts(answer: Mapping[str, Any], e164: str, region: str) -> list[str]:
     """Ids of the found contacts with a ``phone`` or ``mobilephone`` that is ``e164`` once re-normalized
     (numbers without a country code are read in the customer's region); the most recently modified
@@ -542,25 +523,13 @@ class HubSpotConnector:
 
     async def _match(self, call: Mapping[str, Any]) -> str | None:
         """The contact whose phone is the customer's number: the cache, else a search (hit or miss kept)."""
-        if not self._options.get("match_contacts", True):
-            return None
-        customer = _customer(call)
-        if customer is None:
-            return None
-        e164, parsed = customer
-        hit, contact_id = self._contacts.get(e164)
-        if hit:
-            return contact_id
-        contact_id = await self._search_contact(e164, parsed)
-        self._contacts.put(e164, contact_id)
-        return contact_id
+        enabled = bool(self._options.get("match_contacts", True))
+        return await self._contacts.match(call, enabled, self._search_contact)
 
     def _forget(self, call: Mapping[str, Any]) -> None:
         """The cached contact of the customer's number is gone in HubSpot: remember "no contact" until the
         cache entry expires, instead of failing on it again."""
-        customer = _customer(call)
-        if customer is not None:
-            self._contacts.put(customer[0], None)
+        self._contacts.forget(call)
 
     async def _search_contact(self, e164: str, parsed: phonenumbers.PhoneNumber) -> str | None:
         """One search, OR over the E.164 form in the typed phone fields and the national digits in the

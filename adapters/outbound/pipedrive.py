@@ -35,7 +35,6 @@ from gateway.connectors import (
     CrmOutcome,
     CrmVerdict,
     SyncedRecord,
-    customer_number,
 )
 from gateway.phones import to_e164
 
@@ -568,19 +567,8 @@ class PipedriveConnector:
 
     async def _match(self, call: Mapping[str, Any]) -> str | None:
         """The person whose phone is the customer's number: the cache, else a search (hit or miss kept)."""
-        if not self._options.get("match_contacts", True):
-            return None
-        number = customer_number(call)
-        parsed = _parse(number) if number else None
-        if parsed is None:
-            return None
-        e164 = str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
-        hit, person_id = self._contacts.get(e164)
-        if hit:
-            return person_id
-        person_id = await self._search(e164, parsed)
-        self._contacts.put(e164, person_id)
-        return person_id
+        enabled = bool(self._options.get("match_contacts", True))
+        return await self._contacts.match(call, enabled, self._search)
 
     async def _search(self, e164: str, parsed: phonenumbers.PhoneNumber) -> str | None:
         """Exact E.164 first, then the national digits (how Pipedrive normalizes phones is unknown, §3.3);
@@ -618,15 +606,6 @@ class PipedriveConnector:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
-
-
-def _parse(number: str) -> phonenumbers.PhoneNumber | None:
-    """The customer's number; the call document holds E.164, so no default region is needed."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return None
-    return parsed if phonenumbers.is_possible_number(parsed) else None
 
 
 def _person_ids(envelope: Mapping[str, Any], e164: str, region: str) -> Iterable[int]:

@@ -35,7 +35,6 @@ from gateway.connectors import (
     CrmOutcome,
     CrmVerdict,
     SyncedRecord,
-    customer_number,
 )
 from gateway.phones import to_e164
 
@@ -434,20 +433,6 @@ def sosl_escape(term: str) -> str:
     return "".join(f"\\{char}" if char in SOSL_RESERVED else char for char in term)
 
 
-def _customer(call: Mapping[str, Any]) -> tuple[str, phonenumbers.PhoneNumber] | None:
-    """The customer's number in E.164 and parsed, or None when the call has no usable one."""
-    number = customer_number(call)
-    if not isinstance(number, str):
-        return None
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)), parsed
-
-
 def matching_contacts(answer: object, e164: str, region: str) -> list[str]:
     """Ids of the found Contacts with a ``Phone`` or ``MobilePhone`` that is ``e164`` once re-normalized
     (a number without a country code is read in the customer's region), in id order. Both SOSL answer
@@ -568,23 +553,11 @@ class SalesforceConnector:
 
     async def _match(self, call: Mapping[str, Any]) -> str | None:
         """The Contact whose phone is the customer's number: the cache, else a search (hit or miss kept)."""
-        if not self._options.get("match_contacts", True):
-            return None
-        customer = _customer(call)
-        if customer is None:
-            return None
-        e164, parsed = customer
-        hit, contact_id = self._contacts.get(e164)
-        if hit:
-            return contact_id
-        contact_id = await self._search_contact(e164, parsed)
-        self._contacts.put(e164, contact_id)
-        return contact_id
+        enabled = bool(self._options.get("match_contacts", True))
+        return await self._contacts.match(call, enabled, self._search_contact)
 
     def _forget(self, call: Mapping[str, Any]) -> None:
-        customer = _customer(call)
-        if customer is not None:
-            self._contacts.put(customer[0], None)
+        self._contacts.forget(call)
 
     async def _search_contact(self, e164: str, parsed: phonenumbers.PhoneNumber) -> str | None:
         """SOSL over the phone fields with the national digits, the form Salesforce's own sample uses
