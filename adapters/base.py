@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway import when
 from gateway.errors import PayloadError
 from gateway.inbound import Headers, InboundAdapter, ParsedEvent
 from gateway.model import CallUpdate, format_ts
@@ -36,20 +39,46 @@ def parsed_event(
     known: bool = True,
 ) -> ParsedEvent:
     """The adapter's result. Values an adapter marked ``unmapped_<field>`` in ``vendor_extra`` (kept with
-    the call) are also lifted into ``ParsedEvent.unmapped``, which the ingest log reports."""
+    the call) are also lifted into ``ParsedEvent.unmapped``, which the ingest log reports. Optional fields
+    the helpers below could not use were dropped: they are flagged as ``invalid_<path>`` (the value as
+    sent) in the first update's ``vendor_extra`` and reported in ``ParsedEvent.invalid``."""
+    dropped = _dropped.get() or {}
+    _dropped.set(None)
+    if dropped and updates:
+        first = updates[0]
+        flagged = {**first.fields.get("vendor_extra", {}), **{f"invalid_{p}": v for p, v in dropped.items()}}
+        updates = [replace(first, fields={**first.fields, "vendor_extra": flagged}), *updates[1:]]
     unmapped = {
         key[len(UNMAPPED) :]: value
         for update in updates
         for key, value in update.fields.get("vendor_extra", {}).items()
         if key.startswith(UNMAPPED)
     }
-    return ParsedEvent(event_key, event_type, occurred_at, tuple(updates), known, unmapped)
+    invalid = {path: str(value)[:200] for path, value in dropped.items()}
+    return ParsedEvent(event_key, event_type, occurred_at, tuple(updates), known, unmapped, invalid)
 
 
 # --- reading JSON defensively -------------------------------------------------------------------------
+#
+# A readable event with one unusable optional field is still applied: the helpers drop that field and
+# flag it (``_unusable``) instead of refusing the whole body. Only what the event cannot do without - its
+# identity, its call key (``required=True``), a body that is not a JSON object - is a ``PayloadError``.
+
+_dropped: ContextVar[dict[str, Any] | None] = ContextVar("callgate_dropped_fields", default=None)
+
+
+def _unusable(path: str, value: Any, message: str) -> None:
+    """Within a parse (``load_object`` began it), an optional field that cannot be used is dropped and
+    remembered for ``parsed_event``; outside one, it is an error."""
+    dropped = _dropped.get()
+    if dropped is None:
+        raise PayloadError(message, field=path)
+    dropped[path] = value
 
 
 def load_object(body: bytes) -> JSONObject:
+    """The body as a JSON object; also begins a parse (see ``_unusable``)."""
+    _dropped.set({})
     if not body.strip():
         raise PayloadError("empty body")
     try:
@@ -72,7 +101,10 @@ def obj(parent: Mapping[str, Any], key: str, path: str, *, required: bool = Fals
             raise PayloadError(f"{path} is required", field=path)
         return {}
     if not isinstance(value, dict):
-        raise PayloadError(f"{path} must be an object", field=path)
+        if required:
+            raise PayloadError(f"{path} must be an object", field=path)
+        _unusable(path, value, f"{path} must be an object")
+        return {}
     return value
 
 
@@ -81,7 +113,8 @@ def arr(parent: Mapping[str, Any], key: str, path: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise PayloadError(f"{path} must be an array", field=path)
+        _unusable(path, value, f"{path} must be an array")
+        return []
     return value
 
 
@@ -92,10 +125,16 @@ def text(parent: Mapping[str, Any], key: str, path: str, *, required: bool = Fal
         if required:
             raise PayloadError(f"{path} is required", field=path)
         return None
+    problem = None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PayloadError(f"{path} must be a string", field=path)
-    if isinstance(value, str) and len(value) > 10_000:
-        raise PayloadError(f"{path} is too long", field=path)
+        problem = f"{path} must be a string"
+    elif isinstance(value, str) and len(value) > 10_000:
+        problem = f"{path} is too long"
+    if problem is not None:
+        if required:
+            raise PayloadError(problem, field=path)
+        _unusable(path, value, problem)
+        return None
     return str(value)
 
 
@@ -108,13 +147,15 @@ def integer(parent: Mapping[str, Any], key: str, path: str) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise PayloadError(f"{path} must be an integer", field=path)
+        _unusable(path, value, f"{path} must be an integer")
+        return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value.strip()):
         value = int(value)
     if not isinstance(value, int) or abs(value) > 2**63:
-        raise PayloadError(f"{path} must be an integer", field=path)
+        _unusable(path, value, f"{path} must be an integer")
+        return None
     return value
 
 
@@ -123,48 +164,52 @@ def number(parent: Mapping[str, Any], key: str, path: str) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise PayloadError(f"{path} must be a number", field=path)
+        _unusable(path, value, f"{path} must be a number")
+        return None
     try:
         result = float(value)
-    except ValueError:
-        raise PayloadError(f"{path} must be a number", field=path) from None
-    if result != result or result in (float("inf"), float("-inf")) or abs(result) > MAX_INT:
-        raise PayloadError(f"{path} is out of range", field=path)
+    except (ValueError, OverflowError):
+        _unusable(path, value, f"{path} must be a number")
+        return None
+    if not math.isfinite(result) or abs(result) > MAX_INT:
+        _unusable(path, value, f"{path} is out of range")
+        return None
     return result
 
 
 def timestamp(parent: Mapping[str, Any], key: str, path: str) -> datetime | None:
-    """An ISO-8601 time; a time without a zone is taken as UTC. Returns an aware UTC datetime."""
-    raw = text(parent, key, path)
-    if raw is None:
+    """A time in any form ``gateway.when`` reads (ISO-8601, a space for ``T``, epoch seconds or
+    milliseconds); a time without a zone is UTC. An aware UTC datetime, or None (dropped if unusable)."""
+    value = parent.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | int | float) or isinstance(value, bool) or len(str(value)) > 64:
+        _unusable(path, value, f"{path} must be {when.FORMS}")
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise PayloadError(f"{path} is not an ISO-8601 time", field=path) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+        return when.parse_time(value)
+    except ValueError as exc:
+        _unusable(path, value, f"{path} {exc}")
+        return None
 
 
 def unix_seconds(parent: Mapping[str, Any], key: str, path: str) -> datetime | None:
-    value = integer(parent, key, path)
-    if value is None or value == 0:
-        return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise PayloadError(f"{path} is out of range", field=path) from None
+    return _epoch(parent, key, path, 1)
 
 
 def unix_millis(parent: Mapping[str, Any], key: str, path: str) -> datetime | None:
+    return _epoch(parent, key, path, 1000)
+
+
+def _epoch(parent: Mapping[str, Any], key: str, path: str, per_second: int) -> datetime | None:
     value = integer(parent, key, path)
     if value is None or value == 0:
         return None
     try:
-        return datetime.fromtimestamp(value / 1000, UTC)
+        return when.bounded(datetime.fromtimestamp(value / per_second, UTC))
     except (OverflowError, OSError, ValueError):
-        raise PayloadError(f"{path} is out of range", field=path) from None
+        _unusable(path, value, f"{path} is out of range")
+        return None
 
 
 def iso(value: datetime | None) -> str | None:
@@ -233,7 +278,8 @@ def objects(parent: Mapping[str, Any], key: str, path: str) -> list[tuple[str, J
     for i, item in enumerate(arr(parent, key, path)):
         item_path = f"{path}[{i}]"
         if not isinstance(item, dict):
-            raise PayloadError(f"{item_path} must be an object", field=item_path)
+            _unusable(item_path, item, f"{item_path} must be an object")
+            continue
         out.append((item_path, item))
     return out
 
@@ -242,7 +288,10 @@ def at_offset(start: datetime | None, millis: int | None) -> str | None:
     """The instant ``millis`` after ``start`` (a transcript offset), as call-model text."""
     if start is None or millis is None:
         return None
-    return iso(start + timedelta(milliseconds=millis))
+    try:
+        return iso(when.bounded(start + timedelta(milliseconds=millis)))
+    except (OverflowError, ValueError):
+        return None
 
 
 def offset_ms(start: datetime | None, at: datetime | None) -> int | None:

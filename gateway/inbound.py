@@ -23,7 +23,9 @@ class ParsedEvent:
     ``event_key`` is the dedupe key (unique per source). ``known`` is False for an event type the adapter
     has no mapping for: it is stored and logged, and changes no call. ``unmapped`` holds the vendor values
     the adapter read but could not map to the call model's vocabulary (``{"status": "weird"}``): they are
-    logged at warning level, and also kept in the call's ``vendor_extra`` so nothing is lost.
+    logged at warning level, and also kept in the call's ``vendor_extra`` so nothing is lost. ``invalid``
+    names the optional fields the adapter dropped because it could not use them (a time that is not a
+    time): the event is applied without them, and they are flagged in ``vendor_extra`` and logged.
     """
 
     event_key: str
@@ -32,6 +34,7 @@ class ParsedEvent:
     updates: tuple[CallUpdate, ...] = ()
     known: bool = True
     unmapped: Mapping[str, Any] = field(default_factory=dict)
+    invalid: Mapping[str, str] = field(default_factory=dict)
 
 
 # (run id, start of the sample call) -> the vendor's webhook bodies of one sample call, in order

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from gateway import storable
 from gateway.errors import PayloadError
 from gateway.ids import new_id
 from gateway.inbound import Headers, InboundAdapter, ParsedEvent, Reparse
@@ -72,11 +73,68 @@ def bounded(parsed: ParsedEvent) -> ParsedEvent:
 
 
 def prepare(parsed: ParsedEvent, region: str) -> ParsedEvent:
-    """What an adapter said, made storable: keys that fit their columns, E.164 numbers."""
-    parsed = bounded(parsed)
+    """What an adapter said, made storable: valid text, bounded nesting, keys that fit their columns,
+    E.164 numbers. Raises ``PayloadError`` (the body is quarantined) for what cannot be made so."""
+    parsed = bounded(storable_event(parsed))
     if not parsed.updates:
         return parsed
     return replace(parsed, updates=tuple(normalize(u, region) for u in parsed.updates))
+
+
+MAX_REPAIRED = 20  # paths recorded per update; the count says how many there were
+
+
+def storable_event(parsed: ParsedEvent) -> ParsedEvent:
+    """Every string of the event valid Unicode without NUL, no NaN, nesting within ``MAX_DEPTH``: the
+    one place inbound content is made storable. What was repaired is recorded in the call's
+    ``vendor_extra.repaired`` (the JSON paths) and logged with the event."""
+    event_key = parsed.event_key
+    if not storable.is_clean(event_key):  # the hash of the exact code points: distinct keys stay distinct
+        raw = event_key.encode("utf-8", "surrogatepass")
+        event_key = "sha256:" + hashlib.sha256(raw).hexdigest()
+    try:
+        updates = tuple(_storable_update(u) for u in parsed.updates)
+        unmapped, unmapped_fixed = storable.document(dict(parsed.unmapped))
+        invalid, invalid_fixed = storable.document(dict(parsed.invalid))
+    except storable.TooDeep as exc:
+        raise PayloadError(str(exc)) from None
+    event_type = storable.text(parsed.event_type)
+    same = all(a is b for a, b in zip(updates, parsed.updates, strict=True))
+    untouched = same and event_key is parsed.event_key and event_type is parsed.event_type
+    if untouched and not unmapped_fixed and not invalid_fixed:
+        return parsed
+    return replace(
+        parsed,
+        event_key=event_key,
+        event_type=event_type,
+        updates=updates,
+        unmapped=unmapped,
+        invalid=invalid,
+    )
+
+
+def _storable_update(update: CallUpdate) -> CallUpdate:
+    keys = (update.vendor_call_id, update.link_alias, *update.aliases)
+    fields, repaired = storable.document(update.fields)
+    if not repaired and all(k is None or storable.is_clean(k) for k in keys):
+        return update
+    if repaired:
+        extra = dict(fields.get("vendor_extra") or {})
+        extra["repaired"] = repaired[:MAX_REPAIRED] + (
+            [f"... {len(repaired) - MAX_REPAIRED} more"] if len(repaired) > MAX_REPAIRED else []
+        )
+        fields["vendor_extra"] = extra
+    return replace(
+        update,
+        vendor_call_id=_key(update.vendor_call_id),
+        link_alias=_key(update.link_alias),
+        aliases=tuple(storable.text(a) for a in update.aliases),
+        fields=fields,
+    )
+
+
+def _key(value: str | None) -> str | None:
+    return storable.text(value) if value is not None else None
 
 
 def reparser(adapters: Mapping[str, InboundAdapter], region: str) -> Reparse:

@@ -188,7 +188,8 @@ def format_ts(value: datetime) -> str:
     """Canonical UTC text for a datetime: fixed width, so strings sort like instants."""
     if value.tzinfo is None:
         raise ValueError("naive datetime: every time in callgate is UTC-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads the year to four digits (strftime's %Y does not, below 1000 on glibc)
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(value: str) -> datetime:

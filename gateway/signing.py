@@ -5,7 +5,7 @@ hook path, per request, with the exact body bytes and the request headers), ``si
 vendor would send: the demo, the examples, the tests) and ``generate`` (the configuration and secret a
 new source gets). Objects are built once per source configuration by ``scheme_for``.
 
-Whatever goes wrong in ``verify`` - a missing or malformed header, bad base64, a non-UTF-8 body, an
+Whatever goes wrong in ``verify`` - a missing or malformed header, bad base64, an
 expired token, any exception a library raises - ends as one ``VerificationError``, which the HTTP layer
 answers with 401. Comparisons are constant-time.
 """
@@ -28,6 +28,7 @@ from livekit.api import AccessToken, TokenVerifier
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from standardwebhooks import Webhook
 
+from gateway import storable
 from gateway.clock import Clock
 from gateway.errors import VerificationError
 from gateway.ids import new_token, new_whsec
@@ -39,6 +40,18 @@ Headers = Mapping[str, str]
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """A secret every store keeps as written: a lone surrogate or NUL is refused, never altered."""
+        try:
+            _, repaired = storable.document(data)
+        except storable.TooDeep:
+            raise ValueError("verification is nested too deeply") from None
+        if repaired:
+            raise ValueError("text must be valid Unicode without NUL characters")
+        return data
 
 
 class StandardWebhooksConfig(_Config):
@@ -169,17 +182,36 @@ def _unix(now: int | None) -> int:
 
 
 def sign_standard_webhooks(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """``v1,<base64>``: the library's own signature (outbound deliveries use it too)."""
-    return str(Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, UTC), body.decode("utf-8")))
+    """``v1,<base64>`` over the raw bytes (outbound deliveries use it too). For a UTF-8 body it is exactly
+    ``standardwebhooks.Webhook.sign``'s signature; ``tests/test_signing.py`` holds the two together."""
+    return "v1," + base64.b64encode(_standard_mac(_whsec_key(secret), msg_id, str(timestamp), body)).decode()
+
+
+def _whsec_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_`` secret, decoded as ``standardwebhooks.Webhook`` decodes it."""
+    return base64.b64decode(secret.removeprefix("whsec_"))
+
+
+def _standard_mac(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
+    try:
+        content = f"{msg_id}.{timestamp}.".encode() + body
+    except UnicodeEncodeError:
+        raise VerificationError("webhook-id is not valid text") from None
+    return hmac.new(key, content, hashlib.sha256).digest()
 
 
 class StandardWebhooks:
+    """Verifies on the raw bytes: the signed content is ``{id}.{timestamp}.`` followed by the body exactly as
+    received, whatever its encoding (``Webhook.verify`` needs text, so a body that is not UTF-8 could not
+    even be checked; such a body, once genuine, is the adapter's to refuse, and it is quarantined).
+    ``tests/test_signing.py`` checks this against the library's own signatures."""
+
     name: ClassVar[str] = "standard-webhooks"
 
     def __init__(self, config: StandardWebhooksConfig, clock: Clock) -> None:
         self.config = config
         self.clock = clock
-        self._signers = [Webhook(secret) for secret in config.secrets]
+        self._keys = [_whsec_key(secret) for secret in config.secrets]
 
     @staticmethod
     def generate(defaults: Mapping[str, Any]) -> Generated:
@@ -188,13 +220,11 @@ class StandardWebhooks:
 
     def verify(self, body: bytes, headers: Headers) -> None:
         msg_id = _header(headers, "webhook-id", "svix-id")
-        raw_ts = _header(headers, "webhook-timestamp", "svix-timestamp")
+        raw_ts = _header(headers, "webhook-timestamp", "svix-timestamp").strip()
         signature_header = _header(headers, "webhook-signature", "svix-signature")
-        seconds = _check_timestamp(raw_ts, self.clock(), self.config.tolerance_seconds)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise VerificationError("body is not UTF-8") from None
+        if raw_ts.isascii() and raw_ts.isdigit() and len(raw_ts) >= 12:
+            raise VerificationError("webhook-timestamp must be Unix seconds (this looks like milliseconds)")
+        _check_timestamp(raw_ts, self.clock(), self.config.tolerance_seconds)
         passed: list[bytes] = []
         for entry in signature_header.split():
             version, sep, value = entry.partition(",")
@@ -206,8 +236,7 @@ class StandardWebhooks:
                 continue
         if not passed:
             raise VerificationError("no v1 signature in webhook-signature")
-        when = datetime.fromtimestamp(seconds, UTC)
-        expected = [base64.b64decode(s.sign(msg_id, when, text).split(",", 1)[1]) for s in self._signers]
+        expected = [_standard_mac(key, msg_id, raw_ts, body) for key in self._keys]
         if not _any_match(expected, passed):
             raise VerificationError("no matching signature")
 

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from livekit.api import AccessToken
+from standardwebhooks import Webhook
 
 from gateway.clock import Clock
 from gateway.errors import VerificationError
@@ -25,6 +26,7 @@ from gateway.signing import (
     LiveKitConfig,
     StandardWebhooksConfig,
     scheme_for,
+    sign_standard_webhooks,
     verification_adapter,
 )
 from tests.helpers import FIXTURES, livekit_headers
@@ -85,6 +87,28 @@ def test_standard_webhooks_known_answers(
     verify(
         body, sw_headers(msg_id, ts, f"v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,abc {signature}")
     )
+
+
+@given(body=st.text(max_size=200), msg_id=st.from_regex(r"msg_[A-Za-z0-9]{1,24}", fullmatch=True))
+def test_standard_webhooks_bytes_signature_is_the_librarys(body: str, msg_id: str) -> None:
+    """We sign and verify on the raw bytes; for any UTF-8 body that is the library's own signature."""
+    secret, ts = VECTORS[0][0], 1_700_000_000
+    ours = sign_standard_webhooks(secret, msg_id, ts, body.encode("utf-8", "surrogatepass"))
+    if not any(0xD800 <= ord(c) <= 0xDFFF for c in body):
+        assert ours == Webhook(secret).sign(msg_id, clock_at(ts), body)
+    verify = verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
+    verify(body.encode("utf-8", "surrogatepass"), sw_headers(msg_id, ts, ours))
+
+
+def test_standard_webhooks_verifies_a_body_that_is_not_utf8() -> None:
+    secret, msg_id, ts = VECTORS[0][0], "msg_1", 1_700_000_000
+    body = b'{"x": "\xff\xfe"}'
+    verify = verifier(StandardWebhooksConfig(secrets=[secret]), lambda: clock_at(ts))
+    verify(body, sw_headers(msg_id, ts, sign_standard_webhooks(secret, msg_id, ts, body)))
+    with pytest.raises(VerificationError):
+        verify(body, sw_headers(msg_id, ts, sign_standard_webhooks(secret, msg_id, ts, body[:-1])))
+    with pytest.raises(VerificationError, match="seconds"):
+        verify(body, sw_headers(msg_id, ts * 1000, sign_standard_webhooks(secret, msg_id, ts, body)))
 
 
 def test_standard_webhooks_negative_vector_and_tampering() -> None:

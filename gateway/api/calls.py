@@ -43,7 +43,7 @@ async def list_calls(request: Request) -> Response:
             tenant_id,
             status=query_choice(request, "status", {s.value for s in Status}),
             direction=query_choice(request, "direction", {d.value for d in Direction}),
-            vendor=params.get("vendor") or None,
+            vendor=query_choice(request, "vendor", svc.adapters.keys()),
             number=number,
             since=query_time(request, "since"),
             until=query_time(request, "until"),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from itsdangerous import BadData
@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from gateway import storable, when
 from gateway.auth import Principal, authenticate
 from gateway.errors import BadRequest, CallgateError, Forbidden, PayloadTooLarge, ValidationFailed
 from gateway.services import Services
@@ -25,7 +26,7 @@ def services(request: Request) -> Services:
 
 
 def json_response(payload: Any, status_code: int = 200) -> Response:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     return Response(body, status_code=status_code, media_type="application/json")
 
 
@@ -91,14 +92,26 @@ async def read_limited(request: Request, limit: int) -> bytes:
 API_BODY_LIMIT = 64 * 1024  # API requests are small; webhooks have their own, larger limit
 
 
+def _not_json_number(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 async def read_model(request: Request, model: type[M]) -> M:
+    """The body as ``model``. Strict JSON (no ``NaN``), nesting within ``storable.MAX_DEPTH``, text that
+    every store keeps (a lone surrogate or NUL in a name or a secret is refused, not silently changed)."""
     raw = await read_limited(request, API_BODY_LIMIT)
     try:
-        data = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+        data = json.loads(raw, parse_constant=_not_json_number) if raw.strip() else {}
+    except (ValueError, RecursionError):
         raise BadRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    try:
+        _, repaired = storable.document(data)
+    except storable.TooDeep as exc:
+        raise BadRequest(f"request body is {exc}") from None
+    if repaired:
+        raise ValidationFailed("text must be valid Unicode without NUL characters", field=repaired[0])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -110,18 +123,23 @@ async def read_model(request: Request, model: type[M]) -> M:
 # --- query parameters shared by the list routes --------------------------------------------------------
 
 
+def time_value(raw: str, name: str, now: datetime) -> datetime:
+    """A time in a query or a body: any form ``gateway.when`` reads, an age (``6h``) included."""
+    try:
+        return when.parse_when(raw, now)
+    except ValueError as exc:
+        raise ValidationFailed(f"{name} {exc}", field=name) from None
+
+
 def query_time(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
     if not raw:
         return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationFailed(f"{name} must be an ISO-8601 time", field=name) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return time_value(raw, name, services(request).clock())
 
 
-def query_choice(request: Request, name: str, allowed: set[str]) -> str | None:
+def query_choice(request: Request, name: str, allowed: Collection[str]) -> str | None:
+    """One of ``allowed``, or None when absent; anything else is a 422 (never a silently empty list)."""
     value = request.query_params.get(name)
     if value and value not in allowed:
         raise ValidationFailed(f"{name} must be one of {', '.join(sorted(allowed))}", field=name)
@@ -130,7 +148,7 @@ def query_choice(request: Request, name: str, allowed: set[str]) -> str | None:
 
 def query_limit(request: Request, maximum: int, default: int = 50) -> int:
     raw = request.query_params.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= maximum):
         raise ValidationFailed(f"limit must be 1-{maximum}", field="limit")
     return int(raw)
 

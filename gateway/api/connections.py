@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +20,7 @@ from gateway.api.common import (
     read_model,
     services,
     tenant_principal,
+    time_value,
 )
 
 
@@ -45,7 +45,7 @@ class ConnectionPatch(BaseModel):
 
 class ResyncIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: datetime
+    since: str = Field(min_length=1, max_length=64)  # a time or an age, read by ``gateway.when``
 
 
 async def create_connection(request: Request) -> Response:
@@ -127,7 +127,7 @@ async def resync(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
     body = await read_model(request, ResyncIn)
-    since = body.since if body.since.tzinfo else body.since.replace(tzinfo=svc.clock().tzinfo)
+    since = time_value(body.since, "since", svc.clock())
     count = await outbox.resync(svc.db, tenant_id, request.path_params["connection_id"], since, svc.clock())
     svc.wake_worker()
     return json_response({"queued": count}, 202)

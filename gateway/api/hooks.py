@@ -1,7 +1,8 @@
 """``POST /hooks/{source_id}``: verify on the raw bytes, parse, commit, and only then answer.
 
-202 stored · 200 duplicate · 401 bad signature · 404 unknown or disabled source · 400 unreadable body
-(quarantined) · 413 too large · 503 storage unavailable.
+202 stored · 200 duplicate · 401 bad signature · 404 unknown or disabled source · 400 unreadable or
+unstorable body (quarantined: kept whole for ``callgate replay --quarantined``) · 413 too large · 503
+storage unavailable (nothing kept; the vendor retries).
 """
 
 from __future__ import annotations
@@ -57,14 +58,21 @@ async def receive(request: Request) -> Response:
     def work(conn: Connection) -> IngestResult:
         return apply_event(conn, job, svc.clock(), svc.reparse)
 
-    result = await svc.writer.submit(work)
+    try:
+        result = await svc.writer.submit(work)
+    except CallgateError:
+        raise  # 503 when the store is unavailable: nothing was kept, the vendor retries
+    except Exception as exc:  # a value the store refused: the content is at fault, not the store
+        await _quarantine(request, source, body, exc)
+        raise PayloadError("this body could not be stored; it is kept for replay") from None
     if job.dispatch is not None and svc.worker is not None:
         svc.worker.take(job.dispatch)  # the deliveries it leased go out now, no claim needed
     elif any(c.types for c in result.changes):
         svc.wake_worker()
-    (log.warning if parsed.unmapped or not parsed.known else log.info)(
+    (log.warning if parsed.unmapped or parsed.invalid or not parsed.known else log.info)(
         "webhook",
         unmapped=dict(parsed.unmapped) or None,
+        invalid=dict(parsed.invalid) or None,
         outcome="duplicate" if result.duplicate else "stored",
         event_key=parsed.event_key,
         event_type=parsed.event_type,

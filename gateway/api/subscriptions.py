@@ -3,7 +3,6 @@ answers the new one once; ``test`` queues a ping; ``recover`` re-queues dead del
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +12,7 @@ from starlette.routing import Route
 
 from gateway import outbox, render
 from gateway import subscriptions as service
-from gateway.api.common import json_response, read_model, services, tenant_principal
+from gateway.api.common import json_response, read_model, services, tenant_principal, time_value
 from gateway.errors import found
 from gateway.outbound.ssrf import check_target
 from gateway.store import subscriptions as store
@@ -41,7 +40,7 @@ class SubscriptionPatch(BaseModel):
 
 class RecoverIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: datetime
+    since: str = Field(min_length=1, max_length=64)  # a time or an age, read by ``gateway.when``
 
 
 async def create_subscription(request: Request) -> Response:
@@ -136,7 +135,7 @@ async def recover(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
     body = await read_model(request, RecoverIn)
-    since = body.since if body.since.tzinfo else body.since.replace(tzinfo=svc.clock().tzinfo)
+    since = time_value(body.since, "since", svc.clock())
     count = await outbox.recover(
         svc.db, tenant_id, request.path_params["subscription_id"], since, svc.clock()
     )

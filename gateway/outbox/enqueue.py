@@ -38,7 +38,7 @@ def matches(filters: Sequence[str], event_type: str) -> bool:
 
 def body(event_type: str, now: datetime, data: Mapping[str, Any]) -> bytes:
     document = {"type": event_type, "timestamp": format_ts(now)[:-4] + "Z", "data": data}
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def call_document(

@@ -16,6 +16,7 @@ Every driver error that means "the database is not there or refused" leaves this
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -67,7 +68,11 @@ def create_sqlite_writer(url: str, *, synchronous: str = "FULL", busy_timeout_ms
     """The synchronous SQLite engine the batch writer uses from its own thread."""
     sync_url = make_url(url).set(drivername="sqlite")
     engine = create_sync_engine(
-        sync_url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False}
+        sync_url,
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+        json_serializer=strict_json,
     )
     _configure_sqlite(
         engine, begin="BEGIN IMMEDIATE", synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
@@ -86,7 +91,10 @@ def create_engine(
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_async_engine(
-            url, pool_size=2 if writer else pool_size, max_overflow=0 if writer else pool_size
+            url,
+            pool_size=2 if writer else pool_size,
+            max_overflow=0 if writer else pool_size,
+            json_serializer=strict_json,
         )
         _configure_sqlite(
             engine.sync_engine,
@@ -96,8 +104,19 @@ def create_engine(
         )
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=10
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        json_serializer=strict_json,
     )
+
+
+def strict_json(value: Any) -> str:
+    """JSON columns are written as strict JSON: a ``NaN`` that got past the boundary fails the write (the
+    webhook is quarantined) instead of being stored and failing every read and every delivery after."""
+    return json.dumps(value, allow_nan=False)
 
 
 def storage_error(exc: BaseException) -> bool:
