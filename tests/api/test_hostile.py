@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from gateway.app import ADAPTERS
-from tests.conftest import Gateway, make_settings, start_gateway
 from tests.api.test_hooks import CASES
+from tests.conftest import Gateway, make_settings, start_gateway
 from tests.helpers import FIXTURES, source_headers
 
 VENDORS = sorted(ADAPTERS)
@@ -145,7 +145,8 @@ def test_hostile_text_and_numbers_never_poison_reads(gateway: Gateway, vendor: s
     calls = read_everything(gateway)
     assert calls, "the clean event made a call"
     shown = json.dumps(calls, ensure_ascii=False)
-    assert "\x00" not in shown and "NaN" not in shown and "Infinity" not in shown
+    for bad in ("\x00", "NaN", "Infinity"):
+        assert bad not in shown
 
 
 def test_lone_surrogates_are_replaced_and_recorded(gateway: Gateway) -> None:
