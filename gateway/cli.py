@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway import app as root
-from gateway import auth, logs, render
+from gateway import auth, edge, logs, render
 from gateway import sources as source_service
 from gateway.clock import system_clock
 from gateway.config import Settings
@@ -60,6 +60,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level="warning",
         access_log=False,
         proxy_headers=True,
+        **edge.uvicorn_options(settings),
     )
     return 0
 

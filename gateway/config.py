@@ -16,6 +16,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     public_url: str | None = None  # base of hook URLs; defaults to http://host:port
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # --- the edge (gateway.edge): what one connection may cost before the app sees a request ---
+    max_request_line_bytes: int = Field(default=8 * 1024, ge=256)  # longer: 414
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)  # all header fields together; more: 431
+    header_timeout_seconds: float = Field(default=10.0, gt=0)  # the whole head, from connect or last answer
+    body_timeout_seconds: float = Field(default=30.0, gt=0)  # the whole body, from the end of the head
+    keep_alive_seconds: float = Field(default=5.0, gt=0)  # an idle connection between requests
+    max_connections: int = Field(default=1000, ge=1)  # connections and requests at once; more: 503
     default_region: str = Field(default="US", min_length=2, max_length=2)  # for numbers without a +
     source_cache_seconds: float = Field(default=5.0, ge=0)
     auto_migrate: bool = True  # serve upgrades the schema on start (turn off when several processes share PG)
