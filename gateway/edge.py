@@ -76,9 +76,10 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def _expired(self, message: str) -> None:
         self._deadline = None
-        responding = self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete
-        if responding:  # the app already answers (it stopped reading); let it finish, then close
-            self.cycle.keep_alive = False
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            # the app already answers (it stopped reading): let it finish, then close
+            cycle.keep_alive = False
             return
         self._refuse(408, message)
 
