@@ -47,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]
     tenant = cli(url, "tenants", "create", "edge")["tenant_id"]
     source = cli(url, "sources", "create", "--tenant", tenant, "--vendor", "graph8")["id"]
     port = free_port()
-    process = start_server(url, port, **LIMITS)
+    process = start_server(url, port, stdout=subprocess.DEVNULL, **LIMITS)
     try:
         yield port, source
     finally:
@@ -102,7 +102,7 @@ def test_a_long_request_line_is_414(server: tuple[int, str]) -> None:
     [b"x-big: " + b"a" * 6000 + b"\r\n", b"".join(b"x-h%d: %s\r\n" % (i, b"b" * 90) for i in range(60))],
     ids=["one_big_header", "many_headers"],
 )
-def test_too_many_header_bytes_are_431(server: int, headers: bytes) -> None:
+def test_too_many_header_bytes_are_431(server: tuple[int, str], headers: bytes) -> None:
     with connect(server[0]) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + headers + b"\r\n")
         answer = read_all(sock)
