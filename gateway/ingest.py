@@ -180,7 +180,7 @@ def quarantine(conn: Connection, item: Quarantined) -> str:
             "received_at": item.received_at,
             "headers": storable_headers(item.headers),
             "body": item.body,
-            "error": item.error[:2000],
+            "error": storable.text(item.error[:2000]),
         },
     )
     return quarantine_id

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import storable
 from gateway.api.common import json_response, read_limited, services
 from gateway.errors import CallgateError, NotFound, PayloadError
 from gateway.ingest import IngestJob, IngestResult, Quarantined, apply_event, prepare, quarantine
@@ -63,7 +64,7 @@ async def receive(request: Request) -> Response:
     except CallgateError:
         raise  # 503 when the store is unavailable: nothing was kept, the vendor retries
     except Exception as exc:  # a value the store refused: the content is at fault, not the store
-        await _quarantine(request, source, body, exc)
+        await _quarantine(request, source, body, exc, stage="store")
         raise PayloadError("this body could not be stored; it is kept for replay") from None
     if job.dispatch is not None and svc.worker is not None:
         svc.worker.take(job.dispatch)  # the deliveries it leased go out now, no claim needed
@@ -88,9 +89,12 @@ async def receive(request: Request) -> Response:
     return json_response({"status": "accepted", "event_id": result.raw_event_id, "calls": calls}, 202)
 
 
-async def _quarantine(request: Request, source: ActiveSource, body: bytes, exc: Exception) -> None:
+async def _quarantine(
+    request: Request, source: ActiveSource, body: bytes, exc: Exception, stage: str = "adapter"
+) -> None:
     svc = services(request)
-    message = exc.message if isinstance(exc, PayloadError) else f"adapter error: {type(exc).__name__}"
+    message = exc.message if isinstance(exc, PayloadError) else f"{stage} error: {type(exc).__name__}"
+    message = storable.text(message)  # it names the sender's fields: logged and stored
     if isinstance(exc, PayloadError):
         log.info("webhook", outcome="quarantined", reason=message)
     else:

@@ -384,3 +384,47 @@ def test_a_body_without_a_call_key_is_still_quarantined(gateway: Gateway) -> Non
     response = post(gateway, source, json.dumps(doc).encode())
     assert response.status_code == 400, response.text
     assert read_everything(gateway) == []
+
+
+# --- content the store refuses: quarantined, never a 500 with nothing kept ---------------------------------
+
+
+def test_a_webhook_the_store_cannot_take_is_quarantined(db_url: str) -> None:
+    """An adapter bug that hands the store something it cannot write (here a set, which no JSON holds):
+    the sender gets a 400, the body is kept in quarantine for replay, and nothing else is stored."""
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from gateway.inbound import InboundAdapter, ParsedEvent
+    from gateway.model import CallUpdate
+    from gateway.store.db import Database
+    from gateway.store.tables import quarantine, raw_events
+
+    def parse(headers: Any, body: bytes) -> ParsedEvent:
+        update = CallUpdate(vendor_call_id="c1", fields={"vendor_extra": {"bad": {1, 2}}})
+        return ParsedEvent("evt_1", "call.ended", None, (update,))
+
+    broken = {**ADAPTERS, "graph8": InboundAdapter("graph8", parse, ADAPTERS["graph8"].default_verification)}
+    running = start_gateway(make_settings(db_url), adapters=broken)
+    gateway = next(running)
+    try:
+        source = gateway.create_source("graph8")
+        body = first_fixture("graph8")
+        response = gateway.post_hook(source, body, source_headers(source, body))
+        assert response.status_code == 400, response.text
+        assert "kept for replay" in response.json()["error"]["message"]
+    finally:
+        running.close()
+
+    async def counts() -> tuple[int, int]:
+        db = Database(db_url)
+        try:
+            async with db.reading() as conn:
+                kept = (await conn.execute(select(func.count()).select_from(quarantine))).scalar_one()
+                raw = (await conn.execute(select(func.count()).select_from(raw_events))).scalar_one()
+                return int(kept), int(raw)
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(counts()) == (1, 0)
