@@ -10,7 +10,7 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,7 @@ class Gateway:
         return data
 
 
-def start_gateway(settings: Settings, **app_kwargs: Any) -> Iterator[Gateway]:
+def start_gateway(settings: Settings, **app_kwargs: Any) -> Generator[Gateway, None, None]:
     from gateway import auth
     from gateway.clock import system_clock
     from gateway.store.db import Database
