@@ -7,6 +7,7 @@ honoured everywhere or nowhere. This is also the only module that reads the adap
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ from gateway.services import Services
 from gateway.sources import SourceCache
 from gateway.store.db import Database, Writes
 from gateway.store.migrate import upgrade_async
+from gateway.subscriptions import warn_blocked_targets
 from gateway.vault import Vault
 from gateway.writer import Writer
 
@@ -142,6 +144,7 @@ def create_app(
         batch_writer = writer(settings, db)
         outbox_worker: Worker | None = None
         crm: CrmRuntime | None = None
+        background: list[asyncio.Task[Any]] = []
         try:
             if settings.bootstrap_tenant:
                 created = await auth.bootstrap(db, clock)
@@ -153,6 +156,7 @@ def create_app(
             if settings.worker:
                 outbox_worker = worker(settings, db, clock, client=http_client, crm=crm, writes=batch_writer)
                 outbox_worker.start()
+                background.append(asyncio.create_task(warn_blocked_targets(db, targets(settings))))
             yield {
                 "services": Services(
                     settings=settings,
@@ -169,6 +173,8 @@ def create_app(
                 )
             }
         finally:
+            for task in background:
+                task.cancel()
             if outbox_worker is not None:
                 await outbox_worker.stop()
             await batch_writer.stop()

@@ -11,15 +11,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy.engine import Connection, RowMapping
 
 from gateway import outbox
 from gateway.errors import ValidationFailed, found
 from gateway.ids import new_id, new_whsec
 from gateway.model import format_ts, parse_ts
-from gateway.outbound.ssrf import TargetPolicy, check_target
+from gateway.outbound.ssrf import ALLOW_HINT, TargetPolicy, blocked_hosts, check_target
 from gateway.store import subscriptions as store
 from gateway.store.db import Database
+
+log = structlog.get_logger("callgate.subscriptions")
 
 
 def signing_secrets(stored: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
@@ -106,3 +109,22 @@ async def rotate(
         return _locked(conn, tenant_id, subscription_id)
 
     return await db.run_write(work), secret
+
+
+async def warn_blocked_targets(db: Database, policy: TargetPolicy) -> dict[str, str]:
+    """At start: endpoints with deliveries waiting that this process's SSRF policy now refuses (a loopback
+    receiver from a test session, restarted without ``CALLGATE_ALLOWED_TARGET_CIDRS``). Their deliveries
+    would retry as ``blocked`` until they die, so say so once, loudly, with the fix. Hosts only: a URL's
+    path or query may hold a token."""
+    async with db.reading() as conn:
+        urls = await store.urls_with_pending(conn)
+    refused = await blocked_hosts(policy, urls)
+    if refused:
+        log.warning(
+            "blocked_targets",
+            endpoints=len(refused),
+            hosts=sorted(refused)[:5],
+            reason=next(iter(refused.values())),
+            fix=ALLOW_HINT,
+        )
+    return refused

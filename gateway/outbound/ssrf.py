@@ -139,6 +139,42 @@ def pinned_request(url: str, address: IPAddress) -> tuple[str, dict[str, str], d
     return urlunsplit(parts._replace(netloc=netloc)), {"host": host_header}, extensions
 
 
+ALLOW_HINT = (
+    "for local testing the operator allows the network: "
+    """CALLGATE_ALLOWED_TARGET_CIDRS='["127.0.0.0/8"]' (or CALLGATE_ALLOW_PRIVATE_TARGETS=true), """
+    "then restarts"
+)
+
+
+def blocked_error(exc: BlockedTarget) -> str:
+    """A delivery's error for a refused target, saying how to allow it when it is a private address."""
+    text = f"blocked: {exc}"
+    return f"{text}; {ALLOW_HINT}" if "non-public" in text else text
+
+
+LOOKUP_BUDGET = 5.0  # seconds of DNS for blocked_hosts
+
+
+async def blocked_hosts(policy: TargetPolicy, urls: Sequence[str]) -> dict[str, str]:
+    """Of ``urls``, the hosts the policy refuses now, with the reason (``LOOKUP_BUDGET`` s of lookups)."""
+    refused: dict[str, str] = {}
+
+    async def one(url: str) -> None:
+        try:
+            await checked_address(policy, url)
+        except BlockedTarget as exc:
+            refused[urlsplit(url).hostname or url] = str(exc)
+        except ValidationFailed as exc:
+            refused[urlsplit(url).hostname or url] = exc.message
+
+    try:
+        async with asyncio.timeout(LOOKUP_BUDGET):
+            await asyncio.gather(*(one(u) for u in urls))
+    except TimeoutError:
+        pass
+    return refused
+
+
 async def check_target(policy: TargetPolicy, url: str, field: str = "url") -> None:
     """For the API: a URL a customer gives (a subscription, a CRM base URL) is refused with a 422 now,
     not at its first delivery."""
@@ -146,11 +182,7 @@ async def check_target(policy: TargetPolicy, url: str, field: str = "url") -> No
     try:
         await checked_address(policy, url)
     except BlockedTarget as exc:
-        raise ValidationFailed(
-            f"{field} refused: {exc}. For local testing, allow the network: "
-            """CALLGATE_ALLOWED_TARGET_CIDRS='["127.0.0.0/8"]' (or CALLGATE_ALLOW_PRIVATE_TARGETS=true)""",
-            field=field,
-        ) from None
+        raise ValidationFailed(f"{field} refused: {exc}; {ALLOW_HINT}", field=field) from None
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):

@@ -34,7 +34,7 @@ from gateway.ids import new_id
 from gateway.outbound.crm import CrmRuntime, run_sync
 from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.retry import Outcome, Policy, decide
-from gateway.outbound.ssrf import BlockedTarget, TargetPolicy, checked_address, pinned_request
+from gateway.outbound.ssrf import BlockedTarget, TargetPolicy, blocked_error, checked_address, pinned_request
 from gateway.signing import sign_standard_webhooks
 from gateway.store.db import Database, Writes
 from gateway.subscriptions import signing_secrets
@@ -329,7 +329,7 @@ class Worker:
                 status_code=response.status_code, retry_after=response.headers.get("retry-after")
             ), text
         except BlockedTarget as exc:
-            return Outcome(error=f"blocked: {exc}"), None
+            return Outcome(error=blocked_error(exc)), None
         except httpx.TimeoutException:
             return Outcome(error=f"timeout after {self.config.timeout:g} s", timed_out=True), None
         except (httpx.HTTPError, OSError) as exc:

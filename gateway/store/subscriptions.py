@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.tables import subscriptions
+from gateway.store.tables import deliveries, subscriptions
 
 _ACTIVE = select(
     subscriptions.c.id,
@@ -68,3 +68,19 @@ async def list_for_tenant(conn: AsyncConnection, tenant_id: str) -> Sequence[Row
         .order_by(subscriptions.c.id)
     )
     return (await conn.execute(query)).mappings().all()
+
+
+async def urls_with_pending(conn: AsyncConnection, limit: int = 500) -> list[str]:
+    """The distinct URLs of enabled subscriptions that have deliveries waiting (every tenant's)."""
+    waiting = select(deliveries.c.subscription_id).where(deliveries.c.status == "pending")
+    query = (
+        select(subscriptions.c.url)
+        .where(
+            subscriptions.c.enabled.is_(True),
+            subscriptions.c.deleted_at.is_(None),
+            subscriptions.c.id.in_(waiting),
+        )
+        .distinct()
+        .limit(limit)
+    )
+    return [str(url) for url in (await conn.execute(query)).scalars()]
