@@ -4,6 +4,7 @@ with the fix) and in each blocked delivery's error."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 from structlog.testing import capture_logs
@@ -30,7 +31,7 @@ def test_pending_deliveries_to_a_now_refused_host_are_reported_at_start(db_url: 
     finally:
         running.close()
 
-    async def check(policy: TargetPolicy) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    async def check(policy: TargetPolicy) -> tuple[dict[str, str], list[MutableMapping[str, Any]]]:
         db = Database(db_url)
         try:
             with capture_logs() as logs:
