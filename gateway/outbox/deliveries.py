@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection, RowMapping
 
+from gateway import storable
 from gateway.errors import NotFound, found
 from gateway.ids import new_id
 from gateway.outbound.retry import Decision, Outcome, Policy, Verdict, should_disable
@@ -129,8 +130,9 @@ def record_attempt(
             "attempted_at": attempt.attempted_at,
             "status_code": attempt.outcome.status_code,
             "latency_ms": attempt.latency_ms,
-            "error": error,
-            "response_body": attempt.response_body,
+            "error": storable.text(error) if error is not None else None,
+            # what the receiver answered: any bytes it liked, kept as text every store accepts
+            "response_body": storable.text(attempt.response_body) if attempt.response_body else None,
             "next_attempt_at": next_attempt_at,
         },
     )

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection, RowMapping
 
-from gateway import render
+from gateway import render, storable
 from gateway.connectors import CrmOutcome, CrmVerdict, SyncedRecord
 from gateway.model import format_ts
 from gateway.outbound.retry import Decision, Outcome, Policy, Verdict, decide
@@ -67,9 +67,9 @@ async def finish_sync(
     patched (an operator event says so), the row waits, no attempt counted; permanent -> the row is dead
     with the CRM's message, and the next calls go on."""
     verdict = outcome.verdict
-    error = (
-        None if verdict is CrmVerdict.DONE else f"{outcome.code or verdict.value}: {outcome.message}"[:500]
-    )
+    message = storable.text(outcome.message[:500])  # the CRM's words: stored and shown to the tenant
+    code = storable.text(outcome.code or verdict.value)
+    error = None if verdict is CrmVerdict.DONE else f"{code}: {message}"
     counted = verdict in (CrmVerdict.DONE, CrmVerdict.RETRY, CrmVerdict.PERMANENT)
     values: dict[str, Any] = {
         "attempts": row["attempts"] + (1 if counted else 0),
@@ -101,8 +101,8 @@ async def finish_sync(
         connection_values = {"state": "auth_failed"}
     if error is not None:
         connection_values["last_error"] = {
-            "code": outcome.code or verdict.value,
-            "message": outcome.message[:500],
+            "code": code,
+            "message": message,
             "at": format_ts(now),
         }
 

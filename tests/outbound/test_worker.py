@@ -334,3 +334,21 @@ async def test_a_ping_and_the_ssrf_check_at_delivery_time(make: Any) -> None:
         assert len(endpoint.received) == 1
         blocked = [a for a in await s.rows(delivery_attempts) if a["error"]]
         assert "blocked" in blocked[0]["error"]
+
+
+async def test_a_receiver_answering_unstorable_bytes_is_logged_as_text(make: Any) -> None:
+    """Whatever a receiver answers - NUL, bytes that are not UTF-8 - its attempt is still recorded (on
+    PostgreSQL a NUL in ``text`` would fail the write) and reads back."""
+
+    def hostile(state: Receiver, request: Received) -> Reply:
+        return 500, {}, b"bad\x00\xed\xa0\x80\xff"
+
+    with receiver(hostile) as endpoint:
+        s = await make(endpoint.url)
+        await s.ingest("call_completed.json")
+        assert await s.worker.run_once() == 1
+    (attempt,) = await s.rows(delivery_attempts)
+    assert attempt["status_code"] == 500
+    assert attempt["response_body"] == "bad\ufffd" + "\ufffd" * 4
+    (row,) = await s.rows()
+    assert row["status"] == "pending"
