@@ -46,9 +46,38 @@ def is_clean(value: str) -> bool:
 
 
 def document(value: Any, path: str = "") -> tuple[Any, list[str]]:
-    """A JSON value made storable: ``(value, repaired paths)``. Raises ``TooDeep`` past ``MAX_DEPTH``."""
+    """A JSON value made storable: ``(value, repaired paths)``; ``value`` itself when nothing needed
+    repair (the common case, checked without building anything). Raises ``TooDeep`` past ``MAX_DEPTH``."""
+    if _clean_already(value, 0):
+        return value, []
     repaired: list[str] = []
     return _clean(value, path, 0, repaired), repaired
+
+
+def _clean_already(value: Any, depth: int) -> bool:
+    """True when ``value`` needs no repair: the hot path, so exact type checks first and no allocation."""
+    kind = type(value)
+    if kind is str or isinstance(value, str):  # str enums (Direction, Status) too
+        return (value.isascii() and "\x00" not in value) or text(value) is value
+    if kind is dict or isinstance(value, Mapping):
+        if depth >= MAX_DEPTH:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or (not (key.isascii() and "\x00" not in key) and text(key) is not key):
+                return False
+            if type(item) is str:  # most values: checked here without a call
+                if not (item.isascii() and "\x00" not in item) and text(item) is not item:
+                    return False
+            elif not _clean_already(item, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            return False
+        return all(_clean_already(item, depth + 1) for item in value)
+    if kind is float:
+        return math.isfinite(value)
+    return True  # int, bool, None
 
 
 def _clean(value: Any, path: str, depth: int, repaired: list[str]) -> Any:
