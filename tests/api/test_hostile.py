@@ -421,8 +421,10 @@ def test_a_webhook_the_store_cannot_take_is_quarantined(db_url: str) -> None:
         db = Database(db_url)
         try:
             async with db.reading() as conn:
-                kept = (await conn.execute(select(func.count()).select_from(quarantine))).scalar_one()
-                raw = (await conn.execute(select(func.count()).select_from(raw_events))).scalar_one()
+                of_source = quarantine.c.source_id == source["id"]
+                kept = (await conn.execute(select(func.count()).where(of_source))).scalar_one()
+                of_source = raw_events.c.source_id == source["id"]
+                raw = (await conn.execute(select(func.count()).where(of_source))).scalar_one()
                 return int(kept), int(raw)
         finally:
             await db.dispose()
