@@ -21,7 +21,17 @@ from starlette.middleware import Middleware
 
 from adapters.registry import INBOUND, OUTBOUND
 from gateway import auth, logs
-from gateway.api import calls, connections, deliveries, health, hooks, sources, subscriptions, tenants
+from gateway.api import (
+    calls,
+    connections,
+    deliveries,
+    health,
+    hooks,
+    quarantine,
+    sources,
+    subscriptions,
+    tenants,
+)
 from gateway.api.common import handle_callgate_error, handle_http_error
 from gateway.clock import Clock, system_clock
 from gateway.config import Settings
@@ -190,6 +200,7 @@ def create_app(
             *subscriptions.routes,
             *deliveries.routes,
             *connections.routes,
+            *quarantine.routes,
             *tenants.routes,
             *health.routes,
         ],

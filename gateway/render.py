@@ -3,6 +3,7 @@ sources, subscriptions, deliveries and their attempts. Pure functions of stored 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -169,3 +170,28 @@ def crm_record(row: Mapping[Any, Any]) -> dict[str, Any]:
         "version": row["version"],
         "synced_at": ts(row["synced_at"]),
     }
+
+
+def quarantined(row: Mapping[Any, Any], *, whole: bool = False) -> dict[str, Any]:
+    """A quarantined body: why, when, from where; ``whole`` adds the headers and the body (as text when it is
+    UTF-8, else base64, with ``body_encoding`` saying which)."""
+    shown: dict[str, Any] = {
+        "id": row["id"],
+        "source_id": row["source_id"],
+        "vendor": row["vendor"],
+        "error": row["error"],
+        "received_at": ts(row["received_at"]),
+        "resolved_at": ts(row["resolved_at"]),
+        "status": "resolved" if row["resolved_at"] is not None else "open",
+    }
+    if "size" in row:
+        shown["size"] = row["size"]
+    if whole:
+        body = bytes(row["body"])
+        try:
+            shown["body"], shown["body_encoding"] = body.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            shown["body"], shown["body_encoding"] = base64.b64encode(body).decode(), "base64"
+        shown["size"] = len(body)
+        shown["headers"] = row["headers"]
+    return shown

@@ -25,7 +25,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, RowMapping
 
+from gateway import storable
 from gateway.clock import Clock
+from gateway.errors import CallgateError, found
 from gateway.inbound import ParsedEvent, Reparse
 from gateway.ingest import (
     CallChange,
@@ -65,10 +67,17 @@ class ReplaySummary:
 
 
 def _parse(reparse: Reparse, row: RowMapping) -> ParsedEvent | None:
+    return _read(reparse, row)[0]
+
+
+def _read(reparse: Reparse, row: RowMapping) -> tuple[ParsedEvent | None, str | None]:
+    """The event, or why it is not readable now (a PayloadError's message, or an adapter bug's type)."""
     try:
-        return reparse(row["vendor"], row["headers"], row["body"])
-    except Exception:  # a PayloadError, or an adapter bug: either way this event is not readable now
-        return None
+        return reparse(row["vendor"], row["headers"], row["body"]), None
+    except CallgateError as exc:
+        return None, exc.message
+    except Exception as exc:  # an adapter bug: the body stays quarantined until the fix
+        return None, f"adapter error: {type(exc).__name__}"
 
 
 def _job(row: RowMapping, parsed: ParsedEvent) -> IngestJob:
@@ -259,3 +268,30 @@ async def replay(
         if position is None:
             break
     return summary
+
+
+async def replay_quarantined(
+    db: Database, reparse: Reparse, clock: Clock, tenant_id: str, quarantine_id: str
+) -> tuple[ReplaySummary, str | None]:
+    """One quarantined body through the current adapters: ``(summary, why it is still unreadable)``.
+    A body that reads now is ingested like a webhook (a duplicate changes nothing) and marked resolved."""
+    summary = ReplaySummary()
+    reason: list[str] = []
+
+    def work(conn: Connection) -> None:
+        row = found(event_store.quarantine_for_replay(conn, tenant_id, quarantine_id), "quarantined body")
+        if row["resolved_at"] is not None:
+            return
+        summary.quarantined += 1
+        parsed, why = _read(reparse, row)
+        if parsed is None:
+            summary.still_unreadable += 1
+            reason.append(storable.text(why or "unreadable"))
+            return
+        result = apply_event(conn, _job(row, parsed), clock(), reparse)
+        event_store.resolve_quarantine(conn, row["id"], clock())
+        summary.recovered += 1
+        summary.changes.extend(result.changes)
+
+    await db.run_write(work)
+    return summary, (reason[0] if reason else None)

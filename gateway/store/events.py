@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import quarantine, raw_events
 
@@ -108,3 +109,45 @@ def unresolved_quarantine(
 
 def resolve_quarantine(conn: Connection, quarantine_id: str, now: datetime) -> None:
     conn.execute(update(quarantine).where(quarantine.c.id == quarantine_id).values(resolved_at=now))
+
+
+def quarantine_for_replay(conn: Connection, tenant_id: str, quarantine_id: str) -> RowMapping | None:
+    query = select(quarantine).where(quarantine.c.tenant_id == tenant_id, quarantine.c.id == quarantine_id)
+    return conn.execute(query).mappings().first()
+
+
+# --- the API's reads ------------------------------------------------------------------------------------
+
+_QUARANTINE_SUMMARY = [c for c in quarantine.c if c.name not in ("headers", "body")]
+
+
+async def list_quarantine(
+    conn: AsyncConnection,
+    tenant_id: str,
+    *,
+    source_id: str | None,
+    resolved: bool | None,
+    before_id: str | None,
+    limit: int,
+) -> Sequence[RowMapping]:
+    """Newest first, without headers and bodies (``get_quarantine`` has them)."""
+    query = (
+        select(*_QUARANTINE_SUMMARY, func.length(quarantine.c.body).label("size"))
+        .where(quarantine.c.tenant_id == tenant_id)
+        .order_by(quarantine.c.id.desc())
+        .limit(limit)
+    )
+    if source_id is not None:
+        query = query.where(quarantine.c.source_id == source_id)
+    if resolved is not None:
+        query = query.where(
+            quarantine.c.resolved_at.is_not(None) if resolved else quarantine.c.resolved_at.is_(None)
+        )
+    if before_id is not None:
+        query = query.where(quarantine.c.id < before_id)
+    return (await conn.execute(query)).mappings().all()
+
+
+async def get_quarantine(conn: AsyncConnection, tenant_id: str, quarantine_id: str) -> RowMapping | None:
+    query = select(quarantine).where(quarantine.c.tenant_id == tenant_id, quarantine.c.id == quarantine_id)
+    return (await conn.execute(query)).mappings().first()
