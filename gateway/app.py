@@ -39,6 +39,7 @@ from gateway.connectors import ConnectorSpec
 from gateway.errors import CallgateError
 from gateway.inbound import InboundAdapter, Reparse
 from gateway.ingest import reparser
+from gateway.metrics import Metrics
 from gateway.middleware import RequestContext
 from gateway.outbound.crm import CrmRuntime
 from gateway.outbound.retry import Policy
@@ -75,8 +76,10 @@ def database(settings: Settings) -> Database:
     return Database.from_settings(settings)
 
 
-def writer(settings: Settings, db: Database) -> Writer:
-    return Writer(db, max_batch=settings.writer_max_batch)
+def writer(settings: Settings, db: Database, metrics: Metrics | None = None) -> Writer:
+    return Writer(
+        db, max_batch=settings.writer_max_batch, on_batch=metrics.batch if metrics is not None else None
+    )
 
 
 def targets(settings: Settings) -> TargetPolicy:
@@ -125,8 +128,10 @@ def worker(
     client: httpx.AsyncClient | None = None,
     crm: CrmRuntime | None = None,
     writes: Writes | None = None,
+    metrics: Metrics | None = None,
 ) -> Worker:
-    return Worker(db, worker_config(settings), clock, client=client, crm=crm, writes=writes)
+    config = worker_config(settings)
+    return Worker(db, config, clock, client=client, crm=crm, writes=writes, metrics=metrics)
 
 
 def reparse(settings: Settings, adapters: Mapping[str, InboundAdapter] = ADAPTERS) -> Reparse:
@@ -151,7 +156,8 @@ def create_app(
         if settings.auto_migrate:
             await upgrade_async(settings.database_url)
         db = database(settings)
-        batch_writer = writer(settings, db)
+        metrics = Metrics()
+        batch_writer = writer(settings, db, metrics)
         outbox_worker: Worker | None = None
         crm: CrmRuntime | None = None
         background: list[asyncio.Task[Any]] = []
@@ -164,7 +170,9 @@ def create_app(
             crm = crm_runtime(settings, vault(settings, secret))
             batch_writer.start()
             if settings.worker:
-                outbox_worker = worker(settings, db, clock, client=http_client, crm=crm, writes=batch_writer)
+                outbox_worker = worker(
+                    settings, db, clock, client=http_client, crm=crm, writes=batch_writer, metrics=metrics
+                )
                 outbox_worker.start()
                 background.append(asyncio.create_task(warn_blocked_targets(db, targets(settings))))
             yield {
@@ -180,6 +188,7 @@ def create_app(
                     crm=crm,
                     targets=targets(settings),
                     worker=outbox_worker,
+                    metrics=metrics,
                 )
             }
         finally:

@@ -10,6 +10,7 @@ from itsdangerous import URLSafeSerializer
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.inbound import InboundAdapter, Reparse
+from gateway.metrics import Metrics
 from gateway.outbound.crm import CrmRuntime
 from gateway.outbound.ssrf import TargetPolicy
 from gateway.outbound.worker import Worker
@@ -31,6 +32,7 @@ class Services:
     crm: CrmRuntime
     targets: TargetPolicy = field(default_factory=TargetPolicy)
     worker: Worker | None = None  # the in-process outbox worker, when serve runs one
+    metrics: Metrics = field(default_factory=Metrics)
 
     def wake_worker(self) -> None:
         """After a commit that enqueued deliveries: the in-process worker claims them at once."""

@@ -45,8 +45,11 @@ Outcome = tuple[Any, BaseException | None]
 
 
 class Writer:
-    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
+    def __init__(
+        self, db: Database, *, max_batch: int = 256, on_batch: Callable[[int], None] | None = None
+    ) -> None:
         self._db = db
+        self._on_batch = on_batch  # told each committed batch's size (the metrics)
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Job[Any]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -122,6 +125,8 @@ class Writer:
             return
         self.batches += 1
         self.jobs += len(batch)
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
         for job, (result, error) in zip(batch, outcomes, strict=True):
             if job.future.done():
                 continue

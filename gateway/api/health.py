@@ -1,4 +1,5 @@
-"""``/`` (an index), ``/healthz`` (the process answers), ``/readyz`` (the database and the writer)."""
+"""``/`` (an index), ``/healthz`` (the process answers), ``/readyz`` (the database and the writer),
+``/metrics`` (Prometheus, operator keys)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import __version__
-from gateway.api.common import json_response, services
-from gateway.errors import StorageUnavailable
+from gateway.api.common import any_principal, json_response, services
+from gateway.errors import Forbidden, StorageUnavailable
+from gateway.metrics import CONTENT_TYPE, snapshot
 
 
 async def index(request: Request) -> Response:
@@ -19,6 +21,7 @@ async def index(request: Request) -> Response:
             "version": __version__,
             "links": {
                 "health": "/healthz",
+                "metrics": "/metrics",
                 "ready": "/readyz",
                 "calls": "/v1/calls",
                 "sources": "/v1/sources",
@@ -48,8 +51,19 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready", "database": "ok"})
 
 
+async def metrics(request: Request) -> Response:
+    """``GET /metrics``: Prometheus text, for an operator key (it shows every tenant's totals)."""
+    svc = services(request)
+    principal = await any_principal(request)
+    if not principal.is_operator:
+        raise Forbidden("metrics are for operator keys")
+    body = svc.metrics.render(await snapshot(svc.db, svc.clock()))
+    return Response(body, media_type=CONTENT_TYPE)
+
+
 routes = [
     Route("/", index, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -7,6 +7,8 @@ storage unavailable (nothing kept; the vendor retries).
 
 from __future__ import annotations
 
+import time
+
 import structlog
 from sqlalchemy.engine import Connection
 from starlette.requests import Request
@@ -22,7 +24,33 @@ from gateway.sources import ActiveSource
 log = structlog.get_logger("callgate.hooks")
 
 
+# what a refusal counts as in ``callgate_webhooks{outcome=…}``
+OUTCOMES = {
+    "not_found": "unknown_source",
+    "invalid_signature": "rejected",
+    "invalid_payload": "quarantined",
+    "payload_too_large": "too_large",
+    "storage_unavailable": "unavailable",
+}
+
+
 async def receive(request: Request) -> Response:
+    """The hook, counted and timed (``gateway.metrics``) by vendor and outcome."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        response = await _receive(request)
+        outcome = "duplicate" if response.status_code == 200 else "stored"
+        return response
+    except CallgateError as exc:
+        outcome = OUTCOMES.get(exc.code, exc.code)
+        raise
+    finally:
+        vendor = getattr(request.state, "vendor", "unknown")
+        services(request).metrics.webhook(vendor, outcome, time.perf_counter() - started)
+
+
+async def _receive(request: Request) -> Response:
     svc = services(request)
     source_id = request.path_params["source_id"]
     structlog.contextvars.bind_contextvars(source_id=source_id)
@@ -31,6 +59,7 @@ async def receive(request: Request) -> Response:
         log.info("webhook", outcome="unknown_source")
         raise NotFound("unknown or disabled source")
     structlog.contextvars.bind_contextvars(tenant_id=source.tenant_id, vendor=source.vendor)
+    request.state.vendor = source.vendor
     body = await read_limited(request, svc.settings.max_body_bytes)
     try:
         source.verify(body, request.headers)

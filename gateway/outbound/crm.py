@@ -83,7 +83,9 @@ async def run_sync(
     clock: Clock,
     policy: Policy,
     rng: random.Random,
-) -> None:
+) -> str:
+    """One sync of one row; returns the verdict (``done``, ``retry`` …), or ``unrecorded`` when its result
+    could not be written (the lease expires and the sync runs again)."""
     context = await outbox.sync_context(db, row)
     attempted_at = clock()
     started = time.perf_counter()
@@ -105,7 +107,7 @@ async def run_sync(
         await outbox.finish_sync(writes, row, owner, attempt, outcome, synced, policy, clock(), rng)
     except Exception:  # the lease expires and the sync runs again; the connector finds its record
         log.exception("recording a CRM sync failed", delivery_id=row["id"])
-        return
+        return "unrecorded"
     log.info(
         "crm_sync",
         delivery_id=row["id"],
@@ -116,6 +118,7 @@ async def run_sync(
         code=outcome.code,
         latency_ms=latency_ms,
     )
+    return outcome.verdict.value
 
 
 async def _sync(

@@ -31,6 +31,7 @@ import structlog
 from gateway import __version__, outbox
 from gateway.clock import Clock
 from gateway.ids import new_id
+from gateway.metrics import Metrics
 from gateway.outbound.crm import CrmRuntime, run_sync
 from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.retry import Outcome, Policy, decide
@@ -80,8 +81,10 @@ class Worker:
         rng: random.Random | None = None,
         crm: CrmRuntime | None = None,
         writes: Writes | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.writes: Writes = writes or db  # in serve: the group-commit writer, shared with ingest
         self.crm = crm
         self.config = config
@@ -267,10 +270,12 @@ class Worker:
             if self.crm is None:  # a worker built without CRM support leaves the row to one that has it
                 await outbox.release(self.writes, [row["id"]], self.owner)
                 return
-            await run_sync(
+            verdict = await run_sync(
                 self.db, self.writes, self.crm, row, self.owner, self.clock, self.config.policy, self.rng
             )
             self.attempts += 1
+            if self.metrics is not None:
+                self.metrics.attempt("crm", verdict)
             return
         rate = row["rate_limit_per_second"]
         if rate:
@@ -294,6 +299,8 @@ class Worker:
         except Exception:  # the lease expires and the delivery is sent again: at least once
             log.exception("recording a delivery attempt failed", delivery_id=row["id"])
             return
+        if self.metrics is not None:
+            self.metrics.attempt("subscription", decision.verdict.value)
         log.info(
             "delivery",
             delivery_id=row["id"],

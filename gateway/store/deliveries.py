@@ -5,10 +5,10 @@ calls the writing functions: it owns every state change of a delivery."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -259,3 +259,23 @@ async def list_deliveries(
     if before_id is not None:
         query = query.where(deliveries.c.id < before_id)
     return (await conn.execute(query.order_by(deliveries.c.id.desc()).limit(limit))).mappings().all()
+
+
+async def pending_by_kind(conn: AsyncConnection) -> dict[str, tuple[int, datetime | None]]:
+    """Waiting deliveries per endpoint kind (``subscription``, ``crm``): (count, oldest created_at)."""
+    kind = case((deliveries.c.connection_id.is_not(None), "crm"), else_="subscription").label("kind")
+    query = (
+        select(kind, func.count(), func.min(deliveries.c.created_at))
+        .where(deliveries.c.status == "pending")
+        .group_by(kind)
+    )
+    rows = (await conn.execute(query)).all()
+    return {str(r[0]): (int(r[1]), _aware(r[2])) for r in rows}
+
+
+def _aware(value: Any) -> datetime | None:
+    """An aggregate bypasses the column type: SQLite hands back text, PostgreSQL an aware datetime."""
+    if value is None:
+        return None
+    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -151,3 +151,8 @@ async def list_quarantine(
 async def get_quarantine(conn: AsyncConnection, tenant_id: str, quarantine_id: str) -> RowMapping | None:
     query = select(quarantine).where(quarantine.c.tenant_id == tenant_id, quarantine.c.id == quarantine_id)
     return (await conn.execute(query)).mappings().first()
+
+
+async def count_open_quarantine(conn: AsyncConnection) -> int:
+    query = select(func.count()).where(quarantine.c.resolved_at.is_(None))
+    return int((await conn.execute(query)).scalar_one())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -84,3 +84,12 @@ async def urls_with_pending(conn: AsyncConnection, limit: int = 500) -> list[str
         .limit(limit)
     )
     return [str(url) for url in (await conn.execute(query)).scalars()]
+
+
+async def count_disabled(conn: AsyncConnection) -> int:
+    query = select(func.count()).where(
+        subscriptions.c.enabled.is_(False),
+        subscriptions.c.disabled_reason.is_not(None),
+        subscriptions.c.deleted_at.is_(None),
+    )
+    return int((await conn.execute(query)).scalar_one())
