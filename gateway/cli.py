@@ -206,7 +206,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     headers = {"authorization": f"Bearer {api_key}"}
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=15) as client:
-            result = run_demo(client, root.ADAPTERS)
+            result = run_demo(client, root.ADAPTERS, state=args.state)
     except httpx.TransportError as exc:
         raise CallgateError(f"cannot reach the gateway at {url}: {exc}") from None
     _emit(args, result, "\n".join(summary_lines(result)))
@@ -490,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command(commands, "demo", cmd_demo, "send signed sample webhooks of every vendor to a gateway")
     demo.add_argument("--url", help="the gateway's base URL (default: CALLGATE_PUBLIC_URL or host:port)")
     demo.add_argument("--api-key", help="a tenant API key (default: CALLGATE_API_KEY)")
+    demo.add_argument(
+        "--state", help="where the demo keeps its sources and their secrets (default: var/demo-sources.json)"
+    )
     return parser
 
 
