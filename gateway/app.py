@@ -29,6 +29,7 @@ from gateway.api import (
     hooks,
     quarantine,
     sources,
+    stream,
     subscriptions,
     tenants,
 )
@@ -210,6 +211,7 @@ def create_app(
             *deliveries.routes,
             *connections.routes,
             *quarantine.routes,
+            *stream.routes,
             *tenants.routes,
             *health.routes,
         ],

@@ -154,6 +154,16 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._disarm()
         super().on_message_complete()
 
+    def shutdown(self) -> None:
+        """The server is stopping: a response still streaming (``GET /v1/stream``) would hold the shutdown
+        forever, so its connection is closed now (clients reconnect with ``Last-Event-ID``); requests in
+        progress otherwise finish, as uvicorn does."""
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.transport.close()
+            return
+        super().shutdown()
+
     def on_response_complete(self) -> None:
         if self.cycle is not None and self.cycle.more_body:  # answered before the body was read: close
             self.transport.close()

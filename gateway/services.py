@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -19,6 +21,23 @@ from gateway.store.db import Database
 from gateway.writer import Writer
 
 
+class Changes:
+    """Wakes this process's live streams (``GET /v1/stream``) when it stored a change, so they need not
+    wait for their next poll. Waiters time out on their own: other processes' changes come by the poll."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
+
+
 @dataclass(slots=True)
 class Services:
     settings: Settings
@@ -33,6 +52,7 @@ class Services:
     targets: TargetPolicy = field(default_factory=TargetPolicy)
     worker: Worker | None = None  # the in-process outbox worker, when serve runs one
     metrics: Metrics = field(default_factory=Metrics)
+    changes: Changes = field(default_factory=Changes)
 
     def wake_worker(self) -> None:
         """After a commit that enqueued deliveries: the in-process worker claims them at once."""

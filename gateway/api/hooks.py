@@ -99,6 +99,8 @@ async def _receive(request: Request) -> Response:
         svc.worker.take(job.dispatch)  # the deliveries it leased go out now, no claim needed
     elif any(c.types for c in result.changes):
         svc.wake_worker()
+    if any(c.types for c in result.changes):
+        svc.changes.notify()
     (log.warning if parsed.unmapped or parsed.invalid or not parsed.known else log.info)(
         "webhook",
         unmapped=dict(parsed.unmapped) or None,

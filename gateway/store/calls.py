@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -188,3 +188,34 @@ async def list_call_events(conn: AsyncConnection, tenant_id: str, call_id: str) 
         .order_by(call_events.c.id)
     )
     return (await conn.execute(query)).mappings().all()
+
+
+# --- the live stream (``GET /v1/stream``) ------------------------------------------------------------------
+
+
+async def changes_after(
+    conn: AsyncConnection, tenant_id: str, after_id: str | None, limit: int
+) -> Sequence[RowMapping]:
+    """Timeline rows, oldest first, after ``after_id`` (ids sort by time); from the first when None."""
+    query = (
+        select(call_events)
+        .where(call_events.c.tenant_id == tenant_id)
+        .order_by(call_events.c.id)
+        .limit(limit)
+    )
+    if after_id is not None:
+        query = query.where(call_events.c.id > after_id)
+    return (await conn.execute(query)).mappings().all()
+
+
+async def latest_change_id(conn: AsyncConnection, tenant_id: str) -> str | None:
+    query = select(func.max(call_events.c.id)).where(call_events.c.tenant_id == tenant_id)
+    value = (await conn.execute(query)).scalar_one_or_none()
+    return str(value) if value is not None else None
+
+
+async def calls_by_ids(conn: AsyncConnection, tenant_id: str, ids: Sequence[str]) -> dict[str, RowMapping]:
+    if not ids:
+        return {}
+    query = select(calls).where(calls.c.tenant_id == tenant_id, calls.c.id.in_(ids))
+    return {row["id"]: row for row in (await conn.execute(query)).mappings().all()}
