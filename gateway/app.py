@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from itsdangerous import URLSafeSerializer
+from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -27,6 +27,7 @@ from gateway.api import (
     deliveries,
     health,
     hooks,
+    portal,
     quarantine,
     sources,
     stream,
@@ -186,6 +187,7 @@ def create_app(
                     clock=clock,
                     reparse=reparse(settings, adapters),
                     cursors=URLSafeSerializer(secret, salt="callgate.cursor"),
+                    portal=URLSafeTimedSerializer(secret, salt="callgate.portal"),
                     crm=crm,
                     targets=targets(settings),
                     worker=outbox_worker,
@@ -212,6 +214,7 @@ def create_app(
             *connections.routes,
             *quarantine.routes,
             *stream.routes,
+            *portal.routes,
             *tenants.routes,
             *health.routes,
         ],

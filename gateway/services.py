@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from itsdangerous import URLSafeSerializer
+from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -48,6 +48,7 @@ class Services:
     clock: Clock
     reparse: Reparse
     cursors: URLSafeSerializer
+    portal: URLSafeTimedSerializer  # signs portal links (gateway.api.portal)
     crm: CrmRuntime
     targets: TargetPolicy = field(default_factory=TargetPolicy)
     worker: Worker | None = None  # the in-process outbox worker, when serve runs one
