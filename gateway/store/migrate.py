@@ -25,3 +25,8 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 async def upgrade_async(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, url, revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Back to ``revision`` (``base``: nothing). For the round-trip tests and an operator's way back."""
+    command.downgrade(alembic_config(url), revision)
