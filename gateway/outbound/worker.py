@@ -33,6 +33,7 @@ from gateway.clock import Clock
 from gateway.ids import new_id
 from gateway.metrics import Metrics
 from gateway.outbound.crm import CrmRuntime, run_sync
+from gateway.outbound.listen import listen
 from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.retry import Outcome, Policy, decide
 from gateway.outbound.ssrf import BlockedTarget, TargetPolicy, blocked_error, checked_address, pinned_request
@@ -97,6 +98,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()  # set once LISTEN is in place (PostgreSQL)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._ready: list[Mapping[Any, Any]] = []  # leased by an ingest transaction, waiting for a slot
         self._holding: set[str] = set()  # rows whose request to their endpoint is under way
@@ -155,11 +158,18 @@ class Worker:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="callgate-outbox-worker")
+        if not self.db.is_sqlite:  # other processes' new rows wake this one (LISTEN/NOTIFY)
+            self._listener = asyncio.create_task(
+                listen(self.db.url, self.wake, self.listening), name="callgate-outbox-listen"
+            )
 
     async def stop(self, grace: float | None = None) -> None:
         """Stops claiming, lets in-flight deliveries finish (up to ``grace``), releases the rest."""
         self._stopping = True
         self._wake.set()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         never_started, self._ready = [row["id"] for row in self._ready], []

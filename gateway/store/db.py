@@ -119,6 +119,19 @@ def strict_json(value: Any) -> str:
     return json.dumps(value, allow_nan=False)
 
 
+OUTBOX_CHANNEL = "callgate_outbox"
+NOTIFY_FLAG = "callgate_notify_outbox"
+_NOTIFY = text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
+
+
+def notify_outbox(conn: Connection) -> None:
+    """Deliveries became due in this transaction: on PostgreSQL, ``run_write`` sends one ``NOTIFY`` with the
+    commit, which wakes idle workers in every process (``gateway.outbound.listen``). SQLite: nothing (the
+    in-process wake-up and the poll cover it)."""
+    if conn.dialect.name == "postgresql":
+        conn.info[NOTIFY_FLAG] = True
+
+
 def storage_error(exc: BaseException) -> bool:
     """True for the errors that mean the database is unreachable, locked or gone - worth a retry - as
     opposed to errors about one statement's data (integrity, data, programming errors), which must fail
@@ -195,7 +208,10 @@ class Database:
 
                 return await asyncio.get_running_loop().run_in_executor(self._batch_thread, in_thread)
             async with self.write_engine.begin() as conn:
-                return await conn.run_sync(work)
+                result = await conn.run_sync(work)
+                if conn.sync_connection is not None and conn.sync_connection.info.pop(NOTIFY_FLAG, False):
+                    await conn.execute(_NOTIFY)  # delivered by PostgreSQL at the commit, not before
+                return result
 
     @asynccontextmanager
     async def _translate(self) -> AsyncIterator[None]:

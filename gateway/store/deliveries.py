@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, case, exists, func, insert, literal, or_
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store.db import notify_outbox
 from gateway.store.tables import connections, deliveries, delivery_attempts, operator_events, subscriptions
 
 _INSERT_DELIVERY = insert(deliveries)
@@ -20,6 +21,7 @@ _INSERT_DELIVERY = insert(deliveries)
 def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         conn.execute(_INSERT_DELIVERY, [dict(r) for r in rows])
+        notify_outbox(conn)
 
 
 # --- the worker's side --------------------------------------------------------------------------------
@@ -200,6 +202,8 @@ def requeue_dead(conn: Connection, subscription_id: str, since: datetime, now: d
         )
         .values(**_FRESH, next_attempt_at=now, updated_at=now)
     )
+    if result.rowcount:
+        notify_outbox(conn)
     return int(result.rowcount)
 
 
@@ -210,6 +214,8 @@ def requeue_one(conn: Connection, tenant_id: str, delivery_id: str, now: datetim
         .where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id)
         .values(**_FRESH, next_attempt_at=now, updated_at=now)
     )
+    if result.rowcount:
+        notify_outbox(conn)
     return bool(result.rowcount)
 
 
