@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 import httpx
 
@@ -44,3 +46,13 @@ def start_server(
             time.sleep(0.1)
     server.kill()
     raise AssertionError("the server did not become ready")
+
+
+def run_cli(url: str, *args: str) -> dict[str, Any]:
+    """``callgate <args> --json`` against the database at ``url``, as the operator would run it."""
+    env = {**os.environ, "CALLGATE_DATABASE_URL": url}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args, "--json"], env=env, capture_output=True, check=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result

@@ -6,19 +6,15 @@ waits for the server's answer, nothing here asserts a duration.
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.process import free_port, start_server
+from tests.process import free_port, run_cli, start_server
 
 LIMITS = {
     "CALLGATE_MAX_REQUEST_LINE_BYTES": "1024",
@@ -31,21 +27,12 @@ LIMITS = {
 }
 
 
-def cli(url: str, *args: str) -> dict[str, Any]:
-    env = {**os.environ, "CALLGATE_DATABASE_URL": url}
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args, "--json"], env=env, capture_output=True, check=True
-    )
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
     """The port of a running gateway, and the id of a source on it."""
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('edge') / 'callgate.db'}"
-    tenant = cli(url, "tenants", "create", "edge")["tenant_id"]
-    source = cli(url, "sources", "create", "--tenant", tenant, "--vendor", "graph8")["id"]
+    tenant = run_cli(url, "tenants", "create", "edge")["tenant_id"]
+    source = run_cli(url, "sources", "create", "--tenant", tenant, "--vendor", "graph8")["id"]
     port = free_port()
     process = start_server(url, port, stdout=subprocess.DEVNULL, **LIMITS)
     try:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -17,24 +14,15 @@ import pytest
 
 from gateway.demo import signed_headers
 from tests.helpers import FIXTURES
-from tests.process import free_port, start_server
-
-
-def cli(url: str, *args: str) -> dict[str, Any]:
-    env = {**os.environ, "CALLGATE_DATABASE_URL": url}
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args, "--json"], env=env, capture_output=True, check=True
-    )
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+from tests.process import free_port, run_cli, start_server
 
 
 class Server:
     def __init__(self, url: str) -> None:
-        tenant = cli(url, "tenants", "create", "stream")
+        tenant = run_cli(url, "tenants", "create", "stream")
         self.key = tenant["api_key"]
-        self.source = cli(url, "sources", "create", "--tenant", tenant["tenant_id"], "--vendor", "graph8")
-        self.other_key = cli(url, "tenants", "create", "other")["api_key"]
+        self.source = run_cli(url, "sources", "create", "--tenant", tenant["tenant_id"], "--vendor", "graph8")
+        self.other_key = run_cli(url, "tenants", "create", "other")["api_key"]
         self.port = free_port()
         self.process = start_server(url, self.port, CALLGATE_WORKER="false")
         self.base = f"http://127.0.0.1:{self.port}"
