@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -65,6 +65,18 @@ def print_bootstrap(tenant_id: str, api_key: str) -> None:
         "  Its API key (shown only this once, stored hashed):\n\n"
         "    " + api_key + "\n\n"
         "  export CALLGATE_API_KEY=" + api_key + "\n",
+        file=sys.stdout,
+        flush=True,
+    )
+
+
+def print_existing(tenants: Sequence[Mapping[Any, Any]]) -> None:
+    """On a start with tenants already there: how to get a key again (keys are shown once, stored hashed)."""
+    shown = ", ".join(f"{t['id']} ({t['name']})" for t in tenants[:3])
+    more = f" and {len(tenants) - 3} more (callgate tenants list)" if len(tenants) > 3 else ""
+    print(
+        f"\n  callgate: {len(tenants)} tenant(s) exist: {shown}{more}.\n"
+        "  Lost the key? Mint another (shown once): callgate keys create --tenant <id>\n",
         file=sys.stdout,
         flush=True,
     )
@@ -146,6 +158,7 @@ def create_app(
     clock: Clock = system_clock,
     adapters: Mapping[str, InboundAdapter] = ADAPTERS,
     on_bootstrap: BootstrapHook | None = print_bootstrap,
+    on_existing: Callable[[Sequence[Mapping[Any, Any]]], None] | None = print_existing,
     configure_logging: bool = True,
     http_client: httpx.AsyncClient | None = None,
 ) -> Starlette:
@@ -168,6 +181,8 @@ def create_app(
                 created = await auth.bootstrap(db, clock)
                 if created is not None and on_bootstrap is not None:
                     on_bootstrap(created[0], created[1].api_key)
+                elif created is None and on_existing is not None:
+                    on_existing(await auth.list_tenants(db))
             secret = await auth.secret_key(db, settings.secret_key)
             crm = crm_runtime(settings, vault(settings, secret))
             batch_writer.start()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock
@@ -56,6 +58,37 @@ async def _issue(conn: AsyncConnection, tenant_id: str | None, name: str, clock:
         now=clock(),
     )
     return IssuedKey(key_id, tenant_id, key)
+
+
+async def list_tenants(db: Database) -> Sequence[RowMapping]:
+    async with db.reading() as conn:
+        return await store.list_tenants(conn)
+
+
+async def require_tenant(db: Database, tenant_id: str) -> None:
+    """``NotFound`` for a tenant that does not exist (the CLI's ``--tenant`` is checked once, here)."""
+    async with db.reading() as conn:
+        if await store.get_tenant(conn, tenant_id) is None:
+            raise NotFound(f"no such tenant {tenant_id}", field="tenant_id")
+
+
+async def list_api_keys(
+    db: Database, *, tenant_id: str | None = None, operator: bool = False
+) -> Sequence[RowMapping]:
+    if tenant_id is not None:
+        await require_tenant(db, tenant_id)
+    async with db.reading() as conn:
+        return await store.list_api_keys(conn, tenant_id=tenant_id, operator=operator)
+
+
+async def revoke_api_key(db: Database, key_id: str, clock: Clock) -> tuple[RowMapping, bool]:
+    """(the key, whether this call revoked it: False when it was revoked already). Unknown: ``NotFound``."""
+    async with db.writing() as conn:
+        row = await store.get_api_key(conn, key_id)
+        if row is None:
+            raise NotFound(f"no such API key {key_id}", field="key_id")
+        revoked = await store.revoke_api_key(conn, key_id, clock())
+        return (await store.get_api_key(conn, key_id) or row), revoked
 
 
 async def bootstrap(db: Database, clock: Clock) -> tuple[str, IssuedKey] | None:

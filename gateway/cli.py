@@ -11,19 +11,20 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from gateway import app as root
-from gateway import auth, edge, logs, render
+from gateway import auth, edge, logs, render, when
 from gateway import sources as source_service
 from gateway.clock import system_clock
 from gateway.config import Settings
-from gateway.errors import CallgateError
+from gateway.errors import CallgateError, found
+from gateway.model import Direction, Status
 from gateway.outbound.crm import CrmRuntime
+from gateway.phones import to_e164
 from gateway.store.db import Database
 from gateway.store.migrate import upgrade, upgrade_async
 
@@ -111,6 +112,48 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_tenants_list(args: argparse.Namespace, settings: Settings) -> int:
+    rows = asyncio.run(_with_db(settings, auth.list_tenants))
+    shown = [
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "created_at": render.ts(r["created_at"]),
+            "active_keys": r["active_keys"],
+        }
+        for r in rows
+    ]
+    lines = [f"{t['id']}  {t['active_keys']} active keys  {t['name']}" for t in shown]
+    human = "\n".join(lines) or "no tenants (callgate tenants create NAME makes one)"
+    _emit(args, {"data": shown}, human)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(db: Database) -> Any:
+        return await auth.list_api_keys(db, tenant_id=args.tenant, operator=args.operator)
+
+    shown = [render.api_key(r) for r in asyncio.run(_with_db(settings, work))]
+    lines = [
+        f"{k['id']}  …{k['key_hint']}  {k['tenant_id'] or 'operator':<32} "
+        f"{'revoked ' + k['revoked_at'] if k['revoked_at'] else 'active'}  {k['name']}"
+        for k in shown
+    ]
+    _emit(args, {"data": shown}, "\n".join(lines) or "no keys")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(db: Database) -> Any:
+        return await auth.revoke_api_key(db, args.key_id, system_clock)
+
+    row, revoked = asyncio.run(_with_db(settings, work))
+    shown = {**render.api_key(row), "revoked_now": revoked}
+    human = f"key {row['id']} revoked" if revoked else f"key {row['id']} was already revoked"
+    _emit(args, shown, human)
+    return 0
+
+
 def cmd_sources_create(args: argparse.Namespace, settings: Settings) -> int:
     verification = json.loads(args.verification) if args.verification else None
 
@@ -152,25 +195,18 @@ def cmd_sources_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def parse_since(raw: str) -> datetime:
-    """An ISO-8601 time, or an age such as ``90m``, ``6h`` or ``7d`` (that long ago)."""
-    age = re.fullmatch(r"(\d+)([smhd])", raw.strip())
-    if age:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[age.group(2)]
-        return datetime.now(UTC) - timedelta(**{unit: int(age.group(1))})
+def parse_when(raw: str, flag: str = "--since") -> datetime:
+    """A time or an age (``6h``) as every command reads it: ``gateway.when``, as the API does."""
     try:
-        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise CallgateError(
-            f"--since {raw!r} is neither an ISO-8601 time nor an age like 6h", field="since"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return when.parse_when(raw, system_clock())
+    except ValueError as exc:
+        raise CallgateError(f"{flag} {raw!r} {exc}", field=flag.lstrip("-")) from None
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.replay import replay
 
-    since = parse_since(args.since) if args.since else None
+    since = parse_when(args.since) if args.since else None
     reparse = root.reparse(settings)
 
     async def work(db: Database) -> dict[str, Any]:
@@ -192,6 +228,122 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         )
     _emit(args, result, human)
     return 0
+
+
+def _call_filters(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    number = args.number
+    if number:
+        number = to_e164(number, settings.default_region)
+        if number is None:
+            raise CallgateError(f"--number {args.number!r} is not a phone number", field="number")
+    return {
+        "status": args.status,
+        "direction": args.direction,
+        "vendor": args.vendor,
+        "number": number,
+        "since": parse_when(args.since) if args.since else None,
+        "until": parse_when(args.until, "--until") if args.until else None,
+    }
+
+
+def cmd_calls_list(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.store import calls as call_store
+
+    if not 1 <= args.limit <= 200:
+        raise CallgateError("--limit must be 1-200", field="limit")
+    filters = _call_filters(args, settings)
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.reading() as conn:
+            rows = await call_store.list_calls(conn, args.tenant, **filters, limit=args.limit)
+        return [render.call(r) for r in rows]
+
+    shown = asyncio.run(_with_db(settings, work))
+    lines = [
+        f"{c['id']}  {c['status'] or '-':<11} {c['direction'] or '-':<8} {c['vendor']:<10} "
+        f"{c['from_number'] or '-'} -> {c['to_number'] or '-'}  {c['started_at'] or '-'}  "
+        f"{c['duration_seconds'] if c['duration_seconds'] is not None else '-'}s"
+        for c in shown
+    ]
+    _emit(args, {"data": shown}, "\n".join(lines) or "no calls")
+    return 0
+
+
+async def _call(db: Database, tenant_id: str, call_id: str) -> Any:
+    from gateway.store import calls as call_store
+
+    async with db.reading() as conn:
+        return found(await call_store.get_call(conn, tenant_id, call_id), "call")
+
+
+def cmd_calls_show(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(db: Database) -> dict[str, Any]:
+        return render.call(await _call(db, args.tenant, args.call_id))
+
+    shown = asyncio.run(_with_db(settings, work))
+    wide = max(len(k) for k in shown)
+    lines = [
+        f"{key:<{wide}}  {json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value}"
+        for key, value in shown.items()
+        if value not in (None, {}, [])
+    ]
+    _emit(args, shown, "\n".join(lines))
+    return 0
+
+
+def cmd_calls_events(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.store import calls as call_store
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        await _call(db, args.tenant, args.call_id)
+        async with db.reading() as conn:
+            rows = await call_store.list_call_events(conn, args.tenant, args.call_id)
+        return [render.call_event(r) for r in rows]
+
+    shown = asyncio.run(_with_db(settings, work))
+    lines = [
+        f"{e['received_at']}  v{e['version']:<3} {e['event_type']:<28} {e['status'] or '-':<11} "
+        f"{','.join(e['types']) or '-'}"
+        for e in shown
+    ]
+    _emit(args, {"data": shown}, "\n".join(lines) or "no events")
+    return 0
+
+
+def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.store import events as event_store
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        resolved = {"open": False, "resolved": True}.get(args.status or "")
+        async with db.reading() as conn:
+            rows = await event_store.list_quarantine(
+                conn, args.tenant, source_id=args.source, resolved=resolved, before_id=None, limit=args.limit
+            )
+        return [render.quarantined(r) for r in rows]
+
+    shown = asyncio.run(_with_db(settings, work))
+    lines = [f"{q['id']}  {q['status']:<8} {q['vendor']:<10} {q['received_at']}  {q['error']}" for q in shown]
+    _emit(args, {"data": shown}, "\n".join(lines) or "nothing quarantined")
+    return 0
+
+
+def cmd_quarantine_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.replay import replay_quarantined
+
+    reparse = root.reparse(settings)
+
+    async def work(db: Database) -> dict[str, Any]:
+        summary, reason = await replay_quarantined(db, reparse, system_clock, args.tenant, args.quarantine_id)
+        status = (
+            "recovered" if summary.recovered else "unreadable" if summary.still_unreadable else "resolved"
+        )
+        calls = [{"id": c.call_id, "version": c.version, "status": c.status} for c in summary.changes]
+        return {"id": args.quarantine_id, "status": status, "calls": calls, "error": reason}
+
+    shown = asyncio.run(_with_db(settings, work))
+    human = f"{shown['id']}: {shown['status']}" + (f" ({shown['error']})" if shown["error"] else "")
+    _emit(args, shown, human)
+    return 0 if shown["status"] != "unreadable" else 1
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -382,7 +534,7 @@ def cmd_connections_test(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_connections_resync(args: argparse.Namespace, settings: Settings) -> int:
     from gateway import outbox
 
-    since = parse_since(args.since)
+    since = parse_when(args.since)
 
     async def work(db: Database) -> int:
         return await outbox.resync(db, args.tenant, args.connection_id, since, system_clock())
@@ -413,12 +565,18 @@ def build_parser() -> argparse.ArgumentParser:
     command(tenants, "create", cmd_tenants_create, "create a tenant and its first API key").add_argument(
         "name"
     )
+    command(tenants, "list", cmd_tenants_list, "list tenants, with how many active keys each has")
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create_key = command(keys, "create", cmd_keys_create, "create an API key")
     create_key.add_argument("--tenant", help="tenant id (a tenant key)")
     create_key.add_argument("--operator", action="store_true", help="an operator key (manages tenants)")
     create_key.add_argument("--name", default="cli")
+    list_keys = command(keys, "list", cmd_keys_list, "list API keys (never the keys themselves)")
+    which = list_keys.add_mutually_exclusive_group()
+    which.add_argument("--tenant", help="only this tenant's keys")
+    which.add_argument("--operator", action="store_true", help="only operator keys")
+    command(keys, "revoke", cmd_keys_revoke, "revoke an API key at once").add_argument("key_id")
 
     sources = commands.add_parser("sources", help="inbound sources").add_subparsers(
         dest="action", required=True
@@ -433,6 +591,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     command(commands, "worker", cmd_worker, "run the outbox worker alone (no HTTP)")
+
+    calls = commands.add_parser("calls", help="read calls").add_subparsers(dest="action", required=True)
+    list_calls = command(calls, "list", cmd_calls_list, "list a tenant's calls, newest first")
+    list_calls.add_argument("--tenant", required=True)
+    list_calls.add_argument("--status", choices=[s.value for s in Status])
+    list_calls.add_argument("--direction", choices=[d.value for d in Direction])
+    list_calls.add_argument("--vendor", choices=sorted(root.ADAPTERS))
+    list_calls.add_argument("--number", help="either end, any notation; normalized to E.164")
+    list_calls.add_argument("--since", help="created since: ISO-8601 time, epoch, or an age (6h, 7d)")
+    list_calls.add_argument("--until", help="created before: ISO-8601 time, epoch, or an age")
+    list_calls.add_argument("--limit", type=int, default=50)
+    for name, handler, text in (
+        ("show", cmd_calls_show, "one call, every field"),
+        ("events", cmd_calls_events, "one call's timeline"),
+    ):
+        one = command(calls, name, handler, text)
+        one.add_argument("--tenant", required=True)
+        one.add_argument("call_id")
+
+    quarantine = commands.add_parser("quarantine", help="bodies kept instead of stored").add_subparsers(
+        dest="action", required=True
+    )
+    list_q = command(quarantine, "list", cmd_quarantine_list, "list a tenant's quarantined bodies")
+    list_q.add_argument("--tenant", required=True)
+    list_q.add_argument("--source")
+    list_q.add_argument("--status", choices=["open", "resolved"])
+    list_q.add_argument("--limit", type=int, default=50)
+    replay_q = command(quarantine, "replay", cmd_quarantine_replay, "one body through today's adapters")
+    replay_q.add_argument("--tenant", required=True)
+    replay_q.add_argument("quarantine_id")
 
     subs = commands.add_parser("subscriptions", help="customer endpoints").add_subparsers(
         dest="action", required=True
@@ -501,6 +689,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     try:
+        if getattr(args, "tenant", None):  # every --tenant names a tenant that exists, or it is an error
+            asyncio.run(_with_db(settings, lambda db: auth.require_tenant(db, args.tenant)))
         return int(args.handler(args, settings))
     except CallgateError as exc:
         if getattr(args, "json", False):

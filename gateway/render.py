@@ -195,3 +195,20 @@ def quarantined(row: Mapping[Any, Any], *, whole: bool = False) -> dict[str, Any
         shown["size"] = len(body)
         shown["headers"] = row["headers"]
     return shown
+
+
+def api_key(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """An API key as the operator sees it: never the key, never its hash; its last 4 characters."""
+    return {
+        "id": row["id"],
+        "tenant_id": row["tenant_id"],
+        "operator": bool(row["is_operator"]),
+        "name": row["name"],
+        "key_hint": row["key_hint"],
+        "created_at": ts(row["created_at"]),
+        "revoked_at": ts(row["revoked_at"]),
+    }
+
+
+def tenant(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "created_at": ts(row["created_at"])}

@@ -93,7 +93,7 @@ def test_unknown_tenant_is_refused(tmp_path: Path, args: tuple[str, ...]) -> Non
     assert result.returncode == 2
     assert one_json(result)["error"] == {
         "code": "not_found",
-        "message": "no such tenant",
+        "message": "no such tenant ten_nope",
         "field": "tenant_id",
     }
 
