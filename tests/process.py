@@ -56,3 +56,33 @@ def run_cli(url: str, *args: str) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+def seed(url: str, vendor: str = "graph8") -> dict[str, Any]:
+    """A migrated database with a tenant (its ``api_key``), a ``source`` of ``vendor`` (with its secret) and
+    a second tenant's key (``other_key``): in this process, far quicker than the CLI's subprocesses."""
+    import asyncio
+
+    from gateway import auth, render
+    from gateway import sources as source_service
+    from gateway.app import ADAPTERS
+    from gateway.clock import system_clock
+    from gateway.store.db import Database
+    from gateway.store.migrate import upgrade
+
+    upgrade(url)
+
+    async def work() -> dict[str, Any]:
+        db = Database(url)
+        try:
+            tenant_id, key = await auth.create_tenant(db, "acme", system_clock)
+            _, other = await auth.create_tenant(db, "other", system_clock)
+            row, secret, api_key = await source_service.create(
+                db, ADAPTERS, system_clock, tenant_id=tenant_id, name=vendor, vendor=vendor, verification=None
+            )
+        finally:
+            await db.dispose()
+        source = {**render.source(row, "http://127.0.0.1"), "secret": secret, "api_key": api_key}
+        return {"tenant_id": tenant_id, "api_key": key.api_key, "other_key": other.api_key, "source": source}
+
+    return asyncio.run(work())
