@@ -29,6 +29,11 @@ from urllib.parse import urlsplit
 import httpx
 import phonenumbers
 
+from adapters.outbound.base import call_title
+from adapters.outbound.base import header as _header
+from adapters.outbound.base import non_negative as _seconds
+from adapters.outbound.base import text as _text
+from adapters.outbound.base import when as _when
 from gateway.connectors import (
     ConnectorSpec,
     ContactCache,
@@ -87,34 +92,12 @@ CALCULATED_PROPERTIES = ("hs_searchable_calculated_phone_number", "hs_searchable
 # --- pure mapping -------------------------------------------------------------------------------------
 
 
-def _when(value: object) -> datetime | None:
-    """An ISO timestamp of the call document as an aware UTC datetime; anything else is None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
 def _iso_ms(moment: datetime) -> str:
     """UTC ISO 8601 with milliseconds, the form of HubSpot's own examples; the year always 4 digits."""
     return (
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
         f"{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
     )
-
-
-def _seconds(value: object) -> float | None:
-    """A non-negative finite number, or None (bools are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or value < 0:
-        return None
-    return float(value)
 
 
 def _timestamp(call: Mapping[str, Any]) -> str:
@@ -142,16 +125,7 @@ def duration_ms(call: Mapping[str, Any]) -> int | None:
 
 
 def _title(call: Mapping[str, Any]) -> str:
-    direction = call.get("direction")
-    if direction == "inbound":
-        title = f"Inbound call from {call.get('from_number') or 'an unknown number'}"
-    elif direction == "outbound":
-        title = f"Outbound call to {call.get('to_number') or 'an unknown number'}"
-    elif direction == "web":
-        title = "Web call"
-    else:
-        title = "Call"
-    return title[:TITLE_LIMIT]
+    return call_title(call)[:TITLE_LIMIT]
 
 
 def _recording_url(call: Mapping[str, Any]) -> str | None:
@@ -165,13 +139,6 @@ def _recording_url(call: Mapping[str, Any]) -> str | None:
     except ValueError:
         return None
     return url.strip() if parts.scheme.lower() == "https" and parts.hostname else None
-
-
-def _text(value: object) -> str | None:
-    if value is None or isinstance(value, Mapping | list):
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def _esc(text: str) -> str:
@@ -282,16 +249,6 @@ def _json_object(raw: object) -> dict[str, Any]:
     if isinstance(raw, Mapping):
         return {str(key): value for key, value in raw.items()}
     return {}
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    try:
-        for key, value in headers.items():
-            if str(key).lower() == name:
-                return str(value)
-    except (AttributeError, TypeError):
-        return None
-    return None
 
 
 def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,10 @@ from typing import Any
 import httpx
 import phonenumbers
 
+from adapters.outbound.base import call_title
+from adapters.outbound.base import header as _header
+from adapters.outbound.base import non_negative as _seconds
+from adapters.outbound.base import when as _when
 from gateway.connectors import (
     ConnectorSpec,
     ContactCache,
@@ -94,19 +97,6 @@ def marker(call: Mapping[str, Any]) -> str:
     return f"[callgate {call['id']}]"
 
 
-def _when(value: object) -> datetime | None:
-    """An ISO timestamp from the call document as an aware UTC datetime; anything else is None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
 def _shift(moment: datetime, seconds: float) -> datetime:
     """``moment`` moved by ``seconds``, or unmoved when that leaves the calendar (a nonsense duration)."""
     try:
@@ -122,15 +112,6 @@ def _format(moment: datetime) -> str:
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
         f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
     )
-
-
-def _seconds(value: object) -> float | None:
-    """A non-negative finite number of seconds, or None (bools are not durations)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or value < 0:
-        return None
-    return float(value)
 
 
 def _span(call: Mapping[str, Any]) -> tuple[datetime, datetime]:
@@ -163,15 +144,7 @@ def pipedrive_outcome(call: Mapping[str, Any]) -> str:
 
 def _subject(call: Mapping[str, Any]) -> str:
     """Direction and the other party (call logs have no direction field), then the marker."""
-    direction = call.get("direction")
-    if direction == "inbound":
-        base = f"Inbound call from {call.get('from_number') or 'an unknown number'}"
-    elif direction == "outbound":
-        base = f"Outbound call to {call.get('to_number') or 'an unknown number'}"
-    elif direction == "web":
-        base = "Web call"
-    else:
-        base = "Call"
+    base = call_title(call)
     tail = f" {marker(call)}"
     return base[: max(0, SUBJECT_LIMIT - len(tail))] + tail
 
@@ -305,13 +278,6 @@ def _envelope(body: object) -> dict[str, Any]:
     if isinstance(body, Mapping):
         return {str(key): value for key, value in body.items()}
     return {}
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if str(key).lower() == name:
-            return str(value)
-    return None
 
 
 def _header_seconds(headers: Mapping[str, str], name: str) -> float | None:

@@ -28,6 +28,11 @@ from urllib.parse import quote
 import httpx
 import phonenumbers
 
+from adapters.outbound.base import call_title
+from adapters.outbound.base import header as _header
+from adapters.outbound.base import non_negative as _number
+from adapters.outbound.base import text as _text
+from adapters.outbound.base import when as _when
 from gateway.connectors import (
     ConnectorSpec,
     ContactCache,
@@ -92,35 +97,6 @@ OAUTH_REFUSALS = frozenset(
 # --- pure mapping -------------------------------------------------------------------------------------
 
 
-def _when(value: object) -> datetime | None:
-    """An ISO timestamp of the call document as an aware UTC datetime; anything else is None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, OverflowError):
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _number(value: object) -> float | None:
-    """A non-negative finite number, or None (bools are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or value < 0:
-        return None
-    return float(value)
-
-
-def _text(value: object) -> str | None:
-    if value is None or isinstance(value, Mapping | list):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def activity_date(call: Mapping[str, Any]) -> str:
     """``ActivityDate``: the UTC date the call started (else answered, created); a Task has no start time."""
     for name in ("started_at", "answered_at", "created_at", "updated_at"):
@@ -146,16 +122,7 @@ def duration_seconds(call: Mapping[str, Any]) -> int | None:
 
 
 def subject(call: Mapping[str, Any]) -> str:
-    direction = call.get("direction")
-    if direction == "inbound":
-        text = f"Inbound call from {call.get('from_number') or 'an unknown number'}"
-    elif direction == "outbound":
-        text = f"Outbound call to {call.get('to_number') or 'an unknown number'}"
-    elif direction == "web":
-        text = "Web call"
-    else:
-        text = "Call"
-    return text[:STRING_LIMIT]
+    return call_title(call)[:STRING_LIMIT]
 
 
 def _humane(code: str) -> str:
@@ -324,16 +291,6 @@ def problem(body: object) -> Problem:
             fields.update(name for name in named if isinstance(name, str))
     message = "; ".join(messages)[:MESSAGE_LIMIT] or None
     return Problem(code, message, frozenset(fields))
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    try:
-        for key, value in headers.items():
-            if str(key).lower() == name:
-                return str(value)
-    except (AttributeError, TypeError, ValueError):
-        return None
-    return None
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
