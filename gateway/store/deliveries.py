@@ -86,6 +86,7 @@ def claim(conn: Connection, *, now: datetime, limit: int) -> Sequence[RowMapping
         .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
         .where(
             deliveries.c.status == "pending",
+            deliveries.c.subscription_id.is_not(None),  # the terms of its partial index (tables.py)
             deliveries.c.next_attempt_at <= now,
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
             subscriptions.c.enabled.is_(True),
@@ -118,6 +119,7 @@ def claim_syncs(conn: Connection, *, now: datetime, limit: int, concurrency: int
         .join(connections, connections.c.id == deliveries.c.connection_id)
         .where(
             deliveries.c.status == "pending",
+            deliveries.c.connection_id.is_not(None),
             deliveries.c.next_attempt_at <= now,
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
             connections.c.enabled.is_(True),

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -277,10 +278,42 @@ deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime, nullable=True),
-    Index(None, "status", "next_attempt_at"),
     Index(None, "subscription_id", "call_id", "sequence"),
     Index(None, "connection_id", "call_id", "sequence"),
     Index(None, "tenant_id", "id"),
+)
+
+# The worker's indexes cover only pending rows: a claim walks the due rows in order and stops at its limit,
+# and "is an earlier row of this call still pending" is one probe, however many rows were delivered. With
+# an index on status alone, SQLite answered both by scanning every pending row - per candidate (docs/
+# benchmarks.md: 366 ms a claim with 3,000 pending, 0.5 ms with these).
+_PENDING = deliveries.c.status == "pending"
+for _endpoint in ("subscription", "connection"):  # a claim of one kind never walks the other's backlog
+    _due = and_(_PENDING, deliveries.c[f"{_endpoint}_id"].is_not(None))
+    Index(
+        f"ix_deliveries_pending_{_endpoint}_due",
+        deliveries.c.next_attempt_at,
+        deliveries.c.id,
+        sqlite_where=_due,
+        postgresql_where=_due,
+    )
+Index(
+    "ix_deliveries_pending_subscription_line",
+    deliveries.c.subscription_id,
+    deliveries.c.call_id,
+    deliveries.c.sequence,
+    deliveries.c.id,
+    sqlite_where=_PENDING,
+    postgresql_where=_PENDING,
+)
+Index(
+    "ix_deliveries_pending_connection_line",
+    deliveries.c.connection_id,
+    deliveries.c.call_id,
+    deliveries.c.sequence,
+    deliveries.c.id,
+    sqlite_where=_PENDING,
+    postgresql_where=_PENDING,
 )
 
 delivery_attempts = Table(
