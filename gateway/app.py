@@ -45,6 +45,7 @@ from gateway.metrics import Metrics
 from gateway.middleware import RequestContext
 from gateway.outbound.crm import CrmRuntime
 from gateway.outbound.retry import Policy
+from gateway.outbound.sender import ProcessSender
 from gateway.outbound.ssrf import GuardedTransport, TargetPolicy
 from gateway.outbound.worker import Worker, WorkerConfig
 from gateway.services import Services
@@ -145,7 +146,12 @@ def worker(
     metrics: Metrics | None = None,
 ) -> Worker:
     config = worker_config(settings)
-    return Worker(db, config, clock, client=client, crm=crm, writes=writes, metrics=metrics)
+    sender = (
+        ProcessSender(timeout=config.timeout, connections=config.connections)
+        if settings.delivery_process and client is None
+        else None
+    )
+    return Worker(db, config, clock, client=client, crm=crm, writes=writes, metrics=metrics, sender=sender)
 
 
 def reparse(settings: Settings, adapters: Mapping[str, InboundAdapter] = ADAPTERS) -> Reparse:

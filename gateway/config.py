@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     # --- outbound delivery (the outbox worker) ---
     worker: bool = True  # serve runs the outbox worker in the same process
+    # the worker's HTTP requests run in a child process (another core); false: in the worker's own process
+    delivery_process: bool = True
     delivery_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
     retry_schedule_seconds: list[float] = Field(
         default=[0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000], min_length=1, max_length=30

@@ -36,15 +36,13 @@ from gateway.outbound.crm import CrmRuntime, run_sync
 from gateway.outbound.listen import listen
 from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.retry import Outcome, Policy, decide
+from gateway.outbound.sender import Answer, InlineSender, Send, Sender
 from gateway.outbound.ssrf import BlockedTarget, TargetPolicy, blocked_error, checked_address, pinned_request
 from gateway.signing import sign_standard_webhooks
 from gateway.store.db import Database, Writes
 from gateway.subscriptions import signing_secrets
 
 log = structlog.get_logger("callgate.worker")
-
-BODY_LIMIT = 8 * 1024  # of the response, kept with the attempt
-MAX_POOLS = 256  # endpoints with a connection pool at once; the oldest is closed beyond that
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +81,7 @@ class Worker:
         crm: CrmRuntime | None = None,
         writes: Writes | None = None,
         metrics: Metrics | None = None,
+        sender: Sender | None = None,
     ) -> None:
         self.db = db
         self.metrics = metrics
@@ -92,9 +91,10 @@ class Worker:
         self.clock = clock
         self.owner = new_id("wrk")
         self.rng = rng or random.Random()
-        self._client = client  # given (tests): every delivery goes through it; else one pool per endpoint
-        self._clients: dict[str, httpx.AsyncClient] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        # where the requests are made: here (a given client, tests), or a child process (serve, worker)
+        self.sender: Sender = sender or InlineSender(
+            timeout=config.timeout, connections=config.connections, client=client
+        )
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -109,28 +109,6 @@ class Worker:
         self._per_endpoint: defaultdict[str, int] = defaultdict(int)
         self._limiters: dict[str, RateLimiter] = {}
         self.attempts = 0
-
-    def client_for(self, endpoint: str) -> httpx.AsyncClient:
-        """One small connection pool per endpoint (unless a client was given): a slow endpoint cannot take
-        every connection, and httpcore, which scans each pooled connection on every request, stays cheap
-        (one shared pool of 64 connections cost ~20 % of a delivery's CPU, measured with py-spy)."""
-        if self._client is not None:
-            return self._client
-        client = self._clients.get(endpoint)
-        if client is None:
-            if len(self._clients) >= MAX_POOLS:
-                self._retire(next(iter(self._clients)))
-            client = self._clients[endpoint] = httpx.AsyncClient(
-                timeout=self.config.timeout,
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=self.config.connections),
-            )
-        return client
-
-    def _retire(self, endpoint: str) -> None:
-        closing = asyncio.create_task(self._clients.pop(endpoint).aclose())
-        self._closing.add(closing)
-        closing.add_done_callback(self._closing.discard)
 
     @property
     def running(self) -> bool:
@@ -182,11 +160,13 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
         await outbox.release(self.writes, [*self._inflight, *never_started], self.owner)
-        for endpoint in list(self._clients):
-            self._retire(endpoint)
-        await asyncio.gather(*self._closing, return_exceptions=True)
+        await self.sender.close()
 
     async def _loop(self) -> None:
+        try:
+            await self.sender.start()
+        except Exception:  # the first delivery tries again
+            log.exception("starting the delivery process failed")
         while not self._stopping:
             self._wake.clear()  # before claiming: a wake-up during the claim is not lost
             self._backlog = False
@@ -322,32 +302,13 @@ class Worker:
             latency_ms=latency_ms,
         )
 
-    async def _send(self, row: Mapping[Any, Any], now: datetime) -> tuple[Outcome, str | None]:
+    async def _send(self, row: Mapping[Any, Any], now: datetime) -> Answer:
         secrets = signing_secrets(row["secrets"], now)
         headers = signature_headers(secrets, row["id"], int(now.timestamp()), row["payload"])
         try:
             address = await checked_address(self.config.targets, row["url"])
-            url, host, extensions = pinned_request(row["url"], address)
-            client = self.client_for(row["subscription_id"])
-            request = client.build_request(
-                "POST", url, content=row["payload"], headers={**headers, **host}, extensions=extensions
-            )
-            response = await client.send(request, stream=True)
-            try:
-                kept = bytearray()
-                async for chunk in response.aiter_raw():
-                    kept += chunk
-                    if len(kept) >= BODY_LIMIT:
-                        break
-            finally:
-                await response.aclose()
-            text = bytes(kept[:BODY_LIMIT]).decode("utf-8", "replace")
-            return Outcome(
-                status_code=response.status_code, retry_after=response.headers.get("retry-after")
-            ), text
         except BlockedTarget as exc:
             return Outcome(error=blocked_error(exc)), None
-        except httpx.TimeoutException:
-            return Outcome(error=f"timeout after {self.config.timeout:g} s", timed_out=True), None
-        except (httpx.HTTPError, OSError) as exc:
-            return Outcome(error=f"{type(exc).__name__}: {exc}"[:500]), None
+        url, host, extensions = pinned_request(row["url"], address)
+        request = Send(row["subscription_id"], url, {**headers, **host}, row["payload"], extensions)
+        return await self.sender.send(request)

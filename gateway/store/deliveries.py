@@ -175,18 +175,28 @@ def next_due(conn: Connection) -> datetime | None:
     return conn.execute(query.order_by(deliveries.c.next_attempt_at).limit(1)).scalar_one_or_none()
 
 
+_INSERT_ATTEMPT = insert(delivery_attempts)
+
+
 def record_attempt(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(insert(delivery_attempts), dict(values))
+    conn.execute(_INSERT_ATTEMPT, dict(values))
+
+
+_FINISH: dict[tuple[str, ...], Any] = {}  # one statement per set of columns (a handful): built once
 
 
 def finish(conn: Connection, delivery_id: str, owner: str, values: Mapping[str, Any]) -> bool:
     """Applies the outcome, only if this worker still holds the lease (else another one took over)."""
-    result = conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id, deliveries.c.lease_owner == owner)
-        .values(lease_until=None, lease_owner=None, **values)
-    )
-    return bool(result.rowcount)
+    columns = tuple(sorted(values))
+    statement = _FINISH.get(columns)
+    if statement is None:
+        statement = _FINISH[columns] = (
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("w_id"), deliveries.c.lease_owner == bindparam("w_owner"))
+            .values(lease_until=None, lease_owner=None, **{c: bindparam(f"v_{c}") for c in columns})
+        )
+    parameters = {"w_id": delivery_id, "w_owner": owner, **{f"v_{c}": v for c, v in values.items()}}
+    return bool(conn.execute(statement, parameters).rowcount)
 
 
 _FRESH = {"status": "pending", "attempts": 0, "completed_at": None}

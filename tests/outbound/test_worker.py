@@ -3,8 +3,11 @@ deliveries, retries (flapping, 429 with Retry-After, 301, 410, timeouts), rotati
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import random
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +24,7 @@ from gateway import outbox
 from gateway import subscriptions as service
 from gateway.ids import new_whsec
 from gateway.outbound.retry import Policy
+from gateway.outbound.sender import EXITED, ProcessSender
 from gateway.outbound.ssrf import TargetPolicy
 from gateway.outbound.worker import Worker, WorkerConfig
 from gateway.store.db import Database
@@ -60,7 +64,11 @@ async def make(db: Database) -> AsyncIterator[Any]:
     workers: list[Worker] = []
 
     async def build(
-        url: str, policy: Policy | None = None, delivery_timeout: float = 2.0, **sub: Any
+        url: str,
+        policy: Policy | None = None,
+        delivery_timeout: float = 2.0,
+        process: bool = False,
+        **sub: Any,
     ) -> Setup:
         clock = FakeClock(START)
         tenant, source = await new_source(db, "graph8")
@@ -74,7 +82,8 @@ async def make(db: Database) -> AsyncIterator[Any]:
             **sub,
         )
         config = WorkerConfig(policy=policy or Policy(), targets=LOOPBACK, timeout=delivery_timeout)
-        worker = Worker(db, config, clock, rng=random.Random(7))
+        sender = ProcessSender(timeout=delivery_timeout, connections=config.connections) if process else None
+        worker = Worker(db, config, clock, rng=random.Random(7), sender=sender)
         workers.append(worker)
         return Setup(db, clock, tenant, source, row, secret, worker)
 
@@ -352,3 +361,70 @@ async def test_a_receiver_answering_unstorable_bytes_is_logged_as_text(make: Any
     assert attempt["response_body"] == "bad\ufffd" + "\ufffd" * 4
     (row,) = await s.rows()
     assert row["status"] == "pending"
+
+
+# --- the same worker with its requests in a child process (what serve and callgate worker run) ----------
+
+
+async def test_a_delivery_sent_by_the_delivery_process_is_signed_and_recorded(make: Any) -> None:
+    with receiver(scripted((503, {"retry-after": "150"}))) as endpoint:
+        s = await make(endpoint.url, Policy(schedule=(0, 100, 100), jitter=0), process=True)
+        await s.ingest("call_completed.json")
+        assert await s.worker.run_once() == 1
+        (row,) = await s.rows()
+        assert (row["status"], row["last_status_code"]) == ("pending", 503)
+        assert (row["next_attempt_at"] - s.clock.now).total_seconds() == 150  # Retry-After came back too
+        (attempt,) = await s.rows(delivery_attempts)
+        assert attempt["response_body"] == "status 503"
+        s.clock.advance(151)
+        await s.worker.run_once()  # (on PostgreSQL other tests' retries may be due now too)
+        first, second = endpoint.received
+        Webhook(s.secret).verify(second.body, second.headers)
+        assert first.headers["webhook-id"] == second.headers["webhook-id"] == row["id"]
+        (row,) = await s.rows()
+        assert row["status"] == "succeeded"
+        assert isinstance(s.worker.sender, ProcessSender)
+        assert s.worker.sender.started == 1  # one child for both attempts
+
+
+async def test_a_delivery_process_that_dies_mid_request_fails_the_attempt_and_is_replaced(make: Any) -> None:
+    answer = threading.Event()
+
+    def held(state: Receiver, request: Received) -> Reply:
+        answer.wait(10)  # the first request waits here until its sender is gone
+        return 200, {}, b"ok"
+
+    with receiver(held) as endpoint:
+        s = await make(endpoint.url, process=True)
+        sender = s.worker.sender
+        assert isinstance(sender, ProcessSender)
+        await s.ingest("call_completed.json")
+        running = asyncio.create_task(s.worker.run_once())
+        await asyncio.to_thread(endpoint.wait_for, 1)  # the child's request is at the endpoint
+        assert sender.pid is not None
+        os.kill(sender.pid, signal.SIGKILL)
+        await running
+        answer.set()
+        (row,) = await s.rows()
+        assert row["status"] == "pending"  # retried later: at least once, as with any failed attempt
+        assert row["last_error"] == EXITED
+        s.clock.advance(600)
+        await s.worker.run_once()
+        assert sender.started == 2
+        (row,) = await s.rows()
+        assert row["status"] == "succeeded"
+
+
+async def test_stopping_the_worker_ends_its_delivery_process(make: Any) -> None:
+    with receiver() as endpoint:
+        s = await make(endpoint.url, process=True)
+        await s.ingest("call_completed.json")
+        await s.worker.run_once()
+        sender = s.worker.sender
+        assert isinstance(sender, ProcessSender)
+        pid = sender.pid
+        assert pid is not None
+        await s.worker.stop(grace=1)
+        assert sender.pid is None
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # reaped, not a zombie
