@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import CallgateError, StorageUnavailable
-from gateway.store.db import Database, storage_error
+from gateway.store.db import Database, forget_transaction_cache, storage_error
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
@@ -142,8 +142,12 @@ class Writer:
         while True:
             attempt += 1
             try:
-                with conn.begin_nested():
-                    return work(conn), None
+                try:
+                    with conn.begin_nested():
+                        return work(conn), None
+                except BaseException:
+                    forget_transaction_cache(conn)  # the job's reads may have seen its rolled-back writes
+                    raise
             except IntegrityError:
                 if attempt < RETRIES_ON_CONFLICT:
                     continue

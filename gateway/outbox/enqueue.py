@@ -134,7 +134,9 @@ def _lease_heads(
             dispatch.held.append((sub, row["call_id"]))
             continue
         first.add(sub)
-        if delivery_store.pending_before(conn, sub, row["call_id"]):
+        # a change at version 1 is the call's creation in this transaction (a change to an existing call
+        # always raises its version): nothing of the call can be waiting yet
+        if row["call_version"] != 1 and delivery_store.pending_before(conn, sub, row["call_id"]):
             dispatch.held.append((sub, row["call_id"]))
             continue
         row["lease_owner"] = dispatch.owner

@@ -132,6 +132,26 @@ def notify_outbox(conn: Connection) -> None:
         conn.info[NOTIFY_FLAG] = True
 
 
+_CACHE = "callgate_transaction_cache"
+
+
+def transaction_cache(conn: Connection) -> dict[Any, Any]:
+    """A dict that lives as long as ``conn``'s current transaction: what a group-commit batch asks once and
+    every job of the batch reads (the tenant's active subscriptions). Whoever writes the rows behind an entry
+    drops it in the same transaction."""
+    transaction = conn.get_transaction()
+    held = conn.info.get(_CACHE)
+    if held is None or held[0] is not transaction:
+        held = conn.info[_CACHE] = (transaction, {})
+    cache: dict[Any, Any] = held[1]
+    return cache
+
+
+def forget_transaction_cache(conn: Connection) -> None:
+    """A savepoint rolled back: what was read inside it may have seen its writes."""
+    conn.info.pop(_CACHE, None)
+
+
 def storage_error(exc: BaseException) -> bool:
     """True for the errors that mean the database is unreachable, locked or gone - worth a retry - as
     opposed to errors about one statement's data (integrity, data, programming errors), which must fail
