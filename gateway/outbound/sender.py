@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import os
 import pickle
 import signal
 import socket
@@ -42,7 +41,6 @@ log = structlog.get_logger("callgate.sender")
 BODY_LIMIT = 8 * 1024  # of the response, kept with the attempt
 MAX_POOLS = 256  # endpoints with a connection pool at once; the oldest is closed beyond that
 _LENGTH = struct.Struct("!I")
-NICENESS = 10  # the delivery process's CPU priority below the worker's (and ingest's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,11 +326,6 @@ def main() -> None:
     # Ctrl-C reaches the whole process group: the parent stops gracefully and closes the socket, which ends
     # this process once the requests under way are answered or cancelled.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Vendors' acknowledgements first: when the machine's cores are all busy (a burst), ingest gets them and
-    # deliveries wait in the outbox, durable, until there is CPU again; when it is not, this makes no
-    # difference (docs/delivery.md, docs/benchmarks.md).
-    with contextlib.suppress(OSError):
-        os.nice(NICENESS)
     asyncio.run(serve_parent(args.fd, args.timeout, args.connections))
 
 

@@ -8,6 +8,8 @@
 - Per-endpoint ``max_concurrency`` is applied when claiming, ``rate_limit_per_second`` before sending.
 - Every URL is checked against the SSRF policy before every attempt, and the request connects to the
   address that was checked.
+- The request itself is made by a ``Sender`` (``gateway.outbound.sender``): in ``serve`` and ``callgate
+  worker`` a child process, so deliveries' HTTP CPU is not taken from ingest; everything else stays here.
 - ``wake()`` makes an idle worker claim at once: the ingest path calls it after a commit that enqueued
   deliveries, so the happy path has no polling delay. Otherwise it polls every ``poll_seconds``.
 """

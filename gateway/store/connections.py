@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.db import transaction_cache
+from gateway.store.db import forget, once_per_transaction
 from gateway.store.tables import calls, connections, crm_records
 
 _ACTIVE = select(connections.c.id, connections.c.options).where(
@@ -33,21 +33,15 @@ def active_for_tenant(conn: Connection, tenant_id: str) -> Sequence[RowMapping]:
     """The ingest path's question: which enabled CRM connections of this tenant may want a change.
 
     Asked once per tenant per transaction (a batch of webhooks reads it once); the writes below drop it."""
-    cache = transaction_cache(conn)
-    key = ("connections", tenant_id)
-    rows = cache.get(key)
-    if rows is None:
-        rows = cache[key] = conn.execute(_ACTIVE, {"tenant_id": tenant_id}).mappings().all()
-    return rows
-
-
-def _changed(conn: Connection) -> None:
-    for key in [k for k in transaction_cache(conn) if k[0] == "connections"]:
-        del transaction_cache(conn)[key]
+    return once_per_transaction(
+        conn,
+        ("connections", tenant_id),
+        lambda: conn.execute(_ACTIVE, {"tenant_id": tenant_id}).mappings().all(),
+    )
 
 
 def insert_one(conn: Connection, values: Mapping[str, Any]) -> None:
-    _changed(conn)
+    forget(conn, "connections")
     conn.execute(insert(connections), dict(values))
 
 
@@ -56,7 +50,7 @@ def lock(conn: Connection, tenant_id: str, connection_id: str) -> RowMapping | N
 
 
 def change(conn: Connection, connection_id: str, values: Mapping[str, Any]) -> None:
-    _changed(conn)
+    forget(conn, "connections")
     conn.execute(update(connections).where(connections.c.id == connection_id).values(**values))
 
 

@@ -147,6 +147,22 @@ def transaction_cache(conn: Connection) -> dict[Any, Any]:
     return cache
 
 
+def once_per_transaction(conn: Connection, key: tuple[str, str], read: Callable[[], T]) -> T:
+    """``read()`` the first time ``key`` is asked in this transaction, the same answer after that."""
+    cache = transaction_cache(conn)
+    if key not in cache:
+        cache[key] = read()
+    answer: T = cache[key]
+    return answer
+
+
+def forget(conn: Connection, kind: str) -> None:
+    """The rows behind every ``(kind, …)`` entry were written in this transaction: ask again."""
+    cache = transaction_cache(conn)
+    for key in [k for k in cache if k[0] == kind]:
+        del cache[key]
+
+
 def forget_transaction_cache(conn: Connection) -> None:
     """A savepoint rolled back: what was read inside it may have seen its writes."""
     conn.info.pop(_CACHE, None)

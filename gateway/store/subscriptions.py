@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.db import transaction_cache
+from gateway.store.db import forget, once_per_transaction
 from gateway.store.tables import deliveries, subscriptions
 
 _ACTIVE = select(
@@ -39,21 +39,15 @@ def active_for_tenant(conn: Connection, tenant_id: str) -> Sequence[RowMapping]:
     """The ingest path's question: which enabled endpoints of this tenant may want a change.
 
     Asked once per tenant per transaction (a batch of webhooks reads it once); the writes below drop it."""
-    cache = transaction_cache(conn)
-    key = ("subscriptions", tenant_id)
-    rows = cache.get(key)
-    if rows is None:
-        rows = cache[key] = conn.execute(_ACTIVE, {"tenant_id": tenant_id}).mappings().all()
-    return rows
-
-
-def _changed(conn: Connection) -> None:
-    for key in [k for k in transaction_cache(conn) if k[0] == "subscriptions"]:
-        del transaction_cache(conn)[key]
+    return once_per_transaction(
+        conn,
+        ("subscriptions", tenant_id),
+        lambda: conn.execute(_ACTIVE, {"tenant_id": tenant_id}).mappings().all(),
+    )
 
 
 def insert_one(conn: Connection, values: Mapping[str, Any]) -> None:
-    _changed(conn)
+    forget(conn, "subscriptions")
     conn.execute(insert(subscriptions), dict(values))
 
 
@@ -63,7 +57,7 @@ def lock(conn: Connection, tenant_id: str, subscription_id: str) -> RowMapping |
 
 
 def change(conn: Connection, subscription_id: str, values: Mapping[str, Any]) -> None:
-    _changed(conn)
+    forget(conn, "subscriptions")
     conn.execute(update(subscriptions).where(subscriptions.c.id == subscription_id).values(**values))
 
 

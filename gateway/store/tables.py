@@ -297,24 +297,15 @@ for _endpoint in ("subscription", "connection"):  # a claim of one kind never wa
         sqlite_where=_due,
         postgresql_where=_due,
     )
-Index(
-    "ix_deliveries_pending_subscription_line",
-    deliveries.c.subscription_id,
-    deliveries.c.call_id,
-    deliveries.c.sequence,
-    deliveries.c.id,
-    sqlite_where=_PENDING,
-    postgresql_where=_PENDING,
-)
-Index(
-    "ix_deliveries_pending_connection_line",
-    deliveries.c.connection_id,
-    deliveries.c.call_id,
-    deliveries.c.sequence,
-    deliveries.c.id,
-    sqlite_where=_PENDING,
-    postgresql_where=_PENDING,
-)
+    Index(
+        f"ix_deliveries_pending_{_endpoint}_line",
+        deliveries.c[f"{_endpoint}_id"],
+        deliveries.c.call_id,
+        deliveries.c.sequence,
+        deliveries.c.id,
+        sqlite_where=_PENDING,
+        postgresql_where=_PENDING,
+    )
 
 delivery_attempts = Table(
     "delivery_attempts",

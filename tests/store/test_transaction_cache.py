@@ -32,7 +32,8 @@ def counting(conn: Connection) -> list[str]:
     return seen
 
 
-async def test_active_subscriptions_are_read_once_per_transaction_until_written(db: Database) -> None:
+async def subscribed_tenant(db: Database) -> tuple[str, dict[str, Any]]:
+    """A tenant with one enabled subscription."""
     tenant, _ = await new_source(db, "graph8")
     row, _ = await service.create(
         db,
@@ -42,6 +43,11 @@ async def test_active_subscriptions_are_read_once_per_transaction_until_written(
         url="http://127.0.0.1:9/h",
         event_types=["call.*"],
     )
+    return tenant, row
+
+
+async def test_active_subscriptions_are_read_once_per_transaction_until_written(db: Database) -> None:
+    tenant, row = await subscribed_tenant(db)
 
     def work(conn: Connection) -> list[int]:
         reads = counting(conn)
@@ -61,15 +67,7 @@ async def test_active_subscriptions_are_read_once_per_transaction_until_written(
 
 
 async def test_a_rolled_back_job_leaves_no_cached_reads_behind(db: Database) -> None:
-    tenant, _ = await new_source(db, "graph8")
-    row, _ = await service.create(
-        db,
-        TargetPolicy(allow_private=True),
-        datetime.now(UTC),
-        tenant_id=tenant,
-        url="http://127.0.0.1:9/h",
-        event_types=["call.*"],
-    )
+    tenant, row = await subscribed_tenant(db)
     writer = Writer(db)
     writer.start()
     try:
