@@ -176,10 +176,15 @@ async def _read_frame(reader: asyncio.StreamReader) -> Any:
 
 
 EXITED = "the delivery process exited before the request finished"
+UNANSWERED = "the delivery process did not answer in time and was restarted"
 
 
 class ProcessSender:
-    """Sends from a child process (``python -m gateway.outbound.sender``), started on the first request."""
+    """Sends from a child process (``python -m gateway.outbound.sender``), started with the worker (or by the
+    first request). A child that does not answer within the request timeout plus ``grace`` is killed: a
+    wedged child must not hold the worker's slots forever (httpx's own timeout bounds a healthy one)."""
+
+    grace = 5.0  # seconds past the request timeout before the child counts as wedged
 
     def __init__(self, *, timeout: float, connections: int) -> None:
         self.timeout = timeout
@@ -271,9 +276,21 @@ class ProcessSender:
             self._pending.pop(key, None)
             return Outcome(error=EXITED), None
         try:
-            return await future
+            return await asyncio.wait_for(asyncio.shield(future), timeout=self.timeout + self.grace)
+        except TimeoutError:
+            self._abandon()
+            return Outcome(error=UNANSWERED, timed_out=True), None
         finally:
             self._pending.pop(key, None)
+
+    def _abandon(self) -> None:
+        """The child is wedged: kill it and drop its socket, so every request it held fails (``_read``)
+        and the next request starts a new child."""
+        if self._child is not None:
+            self._child.kill()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
     async def close(self) -> None:
         """Closes the child's socket: it finishes nothing more and exits."""

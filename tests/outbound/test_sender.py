@@ -4,11 +4,20 @@ endpoint never gets more connections than it is allowed, however its pools are s
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 
 import pytest
 
-from gateway.outbound.sender import SHARD_CONNECTIONS, InlineSender, ProcessSender, Send, Sender
+from gateway.outbound.sender import (
+    SHARD_CONNECTIONS,
+    UNANSWERED,
+    InlineSender,
+    ProcessSender,
+    Send,
+    Sender,
+)
 from tests.outbound.receiver import Received, Receiver, Reply, receiver
 
 pytestmark = pytest.mark.anyio
@@ -63,3 +72,19 @@ async def test_an_endpoint_gets_at_most_its_connections_across_pools() -> None:
             await sender.close()
     assert all(outcome.status_code == 200 for outcome, _ in answers)
     assert 2 * SHARD_CONNECTIONS < peak <= allowed  # several pools used, never more in all
+
+
+async def test_a_wedged_delivery_process_is_killed_and_replaced() -> None:
+    sender = ProcessSender(timeout=0.3, connections=4)
+    sender.grace = 0.3
+    with receiver() as endpoint:
+        try:
+            await sender.start()
+            assert sender.pid is not None
+            os.kill(sender.pid, signal.SIGSTOP)  # alive, but answers nothing
+            outcome, _ = await sender.send(Send("sub_a", endpoint.url, {}, b"{}"))
+            assert (outcome.error, outcome.timed_out) == (UNANSWERED, True)
+            outcome, _ = await sender.send(Send("sub_a", endpoint.url, {}, b"{}"))
+            assert (outcome.status_code, sender.started) == (200, 2)  # a new child took over
+        finally:
+            await sender.close()
