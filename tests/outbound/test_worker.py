@@ -36,7 +36,7 @@ from tests.store.helpers import ingest, ingest_fixture, new_source
 pytestmark = pytest.mark.anyio
 
 LOOPBACK = TargetPolicy.build(False, ["127.0.0.0/8"])
-START = datetime.now(UTC).replace(microsecond=0)  # real time: Webhook.verify checks it
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -109,6 +109,7 @@ def scripted(*statuses: int | tuple[int, dict[str, str]]) -> Any:
 async def test_a_change_is_delivered_signed_and_verifiable(make: Any) -> None:
     with receiver() as endpoint:
         s = await make(endpoint.url)
+        s.clock.now = datetime.now(UTC).replace(microsecond=0)  # real time: Webhook.verify checks it
         await s.ingest("call_completed.json")
         assert await s.worker.run_once() == 1
         (got,) = endpoint.received
@@ -369,6 +370,7 @@ async def test_a_receiver_answering_unstorable_bytes_is_logged_as_text(make: Any
 async def test_a_delivery_sent_by_the_delivery_process_is_signed_and_recorded(make: Any) -> None:
     with receiver(scripted((503, {"retry-after": "150"}))) as endpoint:
         s = await make(endpoint.url, Policy(schedule=(0, 100, 100), jitter=0), process=True)
+        s.clock.now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=151)  # Webhook.verify
         await s.ingest("call_completed.json")
         assert await s.worker.run_once() == 1
         (row,) = await s.rows()
