@@ -111,7 +111,8 @@ async def test_a_change_is_delivered_signed_and_verifiable(make: Any) -> None:
         s = await make(endpoint.url)
         s.clock.now = datetime.now(UTC).replace(microsecond=0)  # real time: Webhook.verify checks it
         await s.ingest("call_completed.json")
-        assert await s.worker.run_once() == 1
+        # (on PostgreSQL, other tests' retries, whose clocks stopped in the past, are due now too)
+        assert await s.worker.run_once() >= 1
         (got,) = endpoint.received
         Webhook(s.secret).verify(got.body, got.headers)  # the reference library, timestamp check and all
         assert got.verifies_with(s.secret)
@@ -372,7 +373,7 @@ async def test_a_delivery_sent_by_the_delivery_process_is_signed_and_recorded(ma
         s = await make(endpoint.url, Policy(schedule=(0, 100, 100), jitter=0), process=True)
         s.clock.now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=151)  # Webhook.verify
         await s.ingest("call_completed.json")
-        assert await s.worker.run_once() == 1
+        assert await s.worker.run_once() >= 1  # (other tests' old retries too, on PostgreSQL)
         (row,) = await s.rows()
         assert (row["status"], row["last_status_code"]) == ("pending", 503)
         assert (row["next_attempt_at"] - s.clock.now).total_seconds() == 150  # Retry-After came back too
