@@ -79,3 +79,53 @@ class StorageUnavailable(CallgateError):
 
     status_code = 503
     code = "storage_unavailable"
+
+
+class VendorError(CallgateError):
+    """A vendor's read API (``gateway.pull``) answered with something other than the data it documents: a
+    refusal, an error, or a body that breaks its documented shape. Retrying the same request will not
+    help; ``VendorRetryLater`` is the one that may."""
+
+    status_code = 502
+    code = "vendor_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        vendor_status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, field=field)
+        self.vendor_status = vendor_status
+        self.request_id = request_id  # the vendor's, for a support ticket
+
+
+class VendorAuthFailed(VendorError):
+    """The vendor refused the source's pull credentials (401/403: wrong, revoked, or missing a scope): no
+    retry can succeed until an operator changes them."""
+
+    code = "vendor_auth_failed"
+
+
+class VendorRetryLater(VendorError):
+    """The vendor said "not now" (429, 5xx, a network failure, a result still being computed). Raised
+    instead of sleeping, so the caller (the outbox) schedules the retry: ``retry_after`` is the wait the
+    vendor asked for (``Retry-After``), ``backoff`` its documented schedule for errors that name none."""
+
+    status_code = 503
+    code = "vendor_retry_later"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        backoff: tuple[float, ...] = (),
+        vendor_status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, vendor_status=vendor_status, request_id=request_id)
+        self.retry_after = retry_after
+        self.backoff = backoff
