@@ -22,6 +22,8 @@ test: $(STAMP)
 	$(BIN)/ruff check gateway adapters tests bench examples
 	$(BIN)/ruff format --check gateway adapters tests bench examples
 	$(BIN)/mypy
+	@# the console's browser tests drive Debian's chromium (they skip without it): install it when we can
+	@command -v chromium >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get install -y -q chromium >/dev/null 2>&1) || true
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

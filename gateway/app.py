@@ -25,6 +25,7 @@ from gateway.api import (
     calls,
     connections,
     deliveries,
+    docs,
     health,
     hooks,
     portal,
@@ -38,6 +39,7 @@ from gateway.api.common import handle_callgate_error, handle_http_error
 from gateway.clock import Clock, system_clock
 from gateway.config import Settings
 from gateway.connectors import ConnectorSpec
+from gateway.console import routes as console
 from gateway.errors import CallgateError
 from gateway.inbound import InboundAdapter, Reparse
 from gateway.ingest import reparser
@@ -209,6 +211,7 @@ def create_app(
                     reparse=reparse(settings, adapters),
                     cursors=URLSafeSerializer(secret, salt="callgate.cursor"),
                     portal=URLSafeTimedSerializer(secret, salt="callgate.portal"),
+                    console=URLSafeTimedSerializer(secret, salt="callgate.console"),
                     crm=crm,
                     targets=targets(settings),
                     worker=outbox_worker,
@@ -238,6 +241,8 @@ def create_app(
             *portal.routes,
             *tenants.routes,
             *health.routes,
+            *docs.routes,
+            *console.routes,
         ],
         middleware=[Middleware(RequestContext)],
         exception_handlers={CallgateError: handle_callgate_error, HTTPException: handle_http_error},

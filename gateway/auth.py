@@ -102,10 +102,24 @@ async def bootstrap(db: Database, clock: Clock) -> tuple[str, IssuedKey] | None:
 async def authenticate(db: Database, authorization: str | None) -> Principal:
     if not authorization or authorization[:7].lower() != "bearer ":
         raise Unauthorized("send Authorization: Bearer <api key>")
-    key = authorization[7:].strip()
+    return await authenticate_key(db, authorization[7:].strip())
+
+
+async def authenticate_key(db: Database, key: str) -> Principal:
+    """The principal of an API key as given (the header's, or the console's sign-in form's)."""
     async with db.reading() as conn:
         row = await store.find_api_key(conn, hash_api_key(key))
     if row is None:
+        raise Unauthorized("unknown or revoked API key")
+    return Principal(row["id"], row["tenant_id"], bool(row["is_operator"]))
+
+
+async def principal_of_key(db: Database, key_id: str) -> Principal:
+    """The principal of a key named by its id, if it still exists and is not revoked: a console session
+    names its key (never holds it) and is checked with this on every request."""
+    async with db.reading() as conn:
+        row = await store.get_api_key(conn, key_id)
+    if row is None or row["revoked_at"] is not None:
         raise Unauthorized("unknown or revoked API key")
     return Principal(row["id"], row["tenant_id"], bool(row["is_operator"]))
 

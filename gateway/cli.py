@@ -53,7 +53,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
-    print(f"callgate serving on http://{settings.host}:{settings.port} ({_db_label(settings)})", flush=True)
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"callgate serving on {base} ({_db_label(settings)})", flush=True)
+    print(f"  web console {base}/console · API reference {base}/docs", flush=True)
     uvicorn.run(
         root.create_app(settings),
         host=settings.host,

@@ -49,6 +49,7 @@ class Services:
     reparse: Reparse
     cursors: URLSafeSerializer
     portal: URLSafeTimedSerializer  # signs portal links (gateway.api.portal)
+    console: URLSafeTimedSerializer  # signs the web console's session cookies (gateway.console.session)
     crm: CrmRuntime
     targets: TargetPolicy = field(default_factory=TargetPolicy)
     worker: Worker | None = None  # the in-process outbox worker, when serve runs one

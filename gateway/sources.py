@@ -44,7 +44,8 @@ def build_verification(
         if given is None:
             made = generate(adapter.default_verification)
             return made.config, made.secret, made.api_key
-        return verification_adapter.validate_python(dict(given)), None, None
+        # strict, as the API reads every body: JSON's own types, "60" is no number of seconds
+        return verification_adapter.validate_python(dict(given), strict=True), None, None
     except ValidationError as exc:
         raise _first_error(exc, "verification") from None
 

@@ -76,6 +76,14 @@ async def create(
     return row, secret
 
 
+def enabled_change(enabled: bool) -> dict[str, Any]:
+    """What pausing or resuming a subscription sets: resumed by its owner, its failure streak starts over
+    and the reason it was disabled goes (the API's PATCH and the console's buttons)."""
+    if enabled:
+        return {"enabled": True, "disabled_reason": None, "failing_since": None}
+    return {"enabled": False}
+
+
 def _locked(conn: Connection, tenant_id: str, subscription_id: str) -> RowMapping:
     return found(store.lock(conn, tenant_id, subscription_id), "subscription")
 

@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway import render
+from gateway.api import schemas
 from gateway.api.common import (
     json_response,
     next_cursor,
@@ -25,12 +26,28 @@ from gateway.api.common import (
     services,
     tenant_principal,
 )
+from gateway.api.declare import CURSOR, SINCE, UNTIL, Answer, Operation, Param, choice, declare, page_limit
 from gateway.errors import ValidationFailed, found
 from gateway.model import Direction, Status
 from gateway.phones import to_e164
 from gateway.store import calls as store
 
 MAX_LIMIT = 200
+
+FILTERS = (
+    choice("status", "the call's status", [s.value for s in Status]),
+    choice("direction", "the call's direction", [d.value for d in Direction]),
+    choice("vendor", "the vendor", vocabulary="vendors"),
+    Param(
+        "number",
+        "matches either end; any notation `phonenumbers` reads, normalized to E.164 "
+        "(`CALLGATE_DEFAULT_REGION` for numbers without `+`)",
+        rejects=(422, "validation_error"),
+        example="+14155550123",
+    ),
+    SINCE,
+    UNTIL,
+)
 
 
 def call_filters(request: Request) -> dict[str, Any]:
@@ -52,6 +69,15 @@ def call_filters(request: Request) -> dict[str, Any]:
     }
 
 
+@declare(
+    Operation(
+        summary="List calls",
+        tag="calls",
+        description="Newest first; the filters combine (AND).",
+        query=(*FILTERS, page_limit(MAX_LIMIT), CURSOR),
+        answers=[Answer(200, "a page of calls", schemas.CallPage)],
+    )
+)
 async def list_calls(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -66,6 +92,14 @@ async def list_calls(request: Request) -> Response:
     )
 
 
+@declare(
+    Operation(
+        summary="One call",
+        tag="calls",
+        answers=[Answer(200, "the call", schemas.Call)],
+        errors={404: ["not_found"]},
+    )
+)
 async def get_call(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -74,6 +108,16 @@ async def get_call(request: Request) -> Response:
     return json_response(render.call(row))
 
 
+@declare(
+    Operation(
+        summary="A call's timeline",
+        tag="calls",
+        description="One entry per vendor event applied to the call, oldest first, whether or not it "
+        "changed anything (`types` is empty when it did not).",
+        answers=[Answer(200, "the timeline", schemas.Timeline)],
+        errors={404: ["not_found"]},
+    )
+)
 async def call_events(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -93,6 +137,25 @@ CSV_COLUMNS = (
 FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
 
+@declare(
+    Operation(
+        summary="Export calls",
+        tag="calls",
+        description="Every call matching the list's filters (no `limit`), newest first, streamed a page at a "
+        "time. `ndjson`: one whole call per line, as `GET /v1/calls/{call_id}` shows it. `csv`: a header "
+        "and the scalar fields; a cell that would start a spreadsheet formula is prefixed with `'`.",
+        query=(choice("format", "`ndjson` (the default) or `csv`", list(FORMATS), empty="ndjson"), *FILTERS),
+        answers=[
+            Answer(
+                200,
+                "an attachment, `calls.ndjson` or `calls.csv`",
+                media_type="application/x-ndjson",
+                also=("text/csv",),
+                headers={"content-disposition": 'attachment; filename="calls.<format>"'},
+            )
+        ],
+    )
+)
 async def export_calls(request: Request) -> Response:
     """``GET /v1/calls/export?format=csv|ndjson`` with the list's filters, newest first, streamed a page
     at a time. CSV has the scalar fields (``CSV_COLUMNS``); NDJSON has every call whole, one per line."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from gateway import storable, when
 from gateway.auth import Principal, authenticate
@@ -57,7 +58,20 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, HTTPException):
         raise exc
     code = HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(request, exc.status_code, code, str(exc.detail), None)
+    response = error_response(request, exc.status_code, code, str(exc.detail), None)
+    if exc.status_code == 405:
+        response.headers["allow"] = allowed_methods(request)
+    return response
+
+
+def allowed_methods(request: Request) -> str:
+    """``Allow`` for a 405 (RFC 9110 requires it): the methods of every route at this path. Starlette's own
+    names only the first route that matched the path, and a path here has one route per method."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def tenant_principal(request: Request) -> tuple[Principal, str]:
@@ -113,7 +127,7 @@ async def read_model(request: Request, model: type[M]) -> M:
     if repaired:
         raise ValidationFailed("text must be valid Unicode without NUL characters", field=repaired[0])
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)  # JSON's own types: "yes" is not a bool, "5" no int
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"]) or None

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from gateway import connections as service
 from gateway import outbox, render
+from gateway.api import schemas
 from gateway.api.common import (
     json_response,
     next_cursor,
@@ -22,15 +23,29 @@ from gateway.api.common import (
     tenant_principal,
     time_value,
 )
+from gateway.api.declare import CURSOR, Answer, Operation, declare, one_of, page_limit
+
+NOT_FOUND = {404: ["not_found"]}
+CREDENTIALS = (
+    "what the kind needs (docs/crm.md): HubSpot `{access_token}`; Salesforce `{access_token}` or "
+    "`{client_id, client_secret}`; Pipedrive `{api_token}`. Write-only: never returned"
+)
 
 
 class ConnectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: str = Field(min_length=1, max_length=40)
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    base_url: str | None = Field(default=None, min_length=1, max_length=2000)
-    credentials: dict[str, Any]
-    options: dict[str, Any] = Field(default_factory=dict)
+    kind: str = Field(min_length=1, max_length=40, json_schema_extra=one_of("kinds"))
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="default `<kind> connection`"
+    )
+    base_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="default the CRM's public API (Salesforce: required)",
+    )
+    credentials: dict[str, Any] = Field(description=CREDENTIALS)
+    options: dict[str, Any] = Field(default_factory=dict, description="the kind's options (docs/crm.md)")
     enabled: bool = True
 
 
@@ -45,9 +60,22 @@ class ConnectionPatch(BaseModel):
 
 class ResyncIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: str = Field(min_length=1, max_length=64)  # a time or an age, read by ``gateway.when``
+    since: str = Field(
+        min_length=1, max_length=64, description="a time or an age (`6h`), as the list filters take"
+    )  # read by ``gateway.when``
 
 
+@declare(
+    Operation(
+        summary="Create a CRM connection",
+        tag="connections",
+        description="Each call that ends (or reaches the statuses in `options.statuses`) becomes one CRM "
+        "record, kept at the call's latest state. `base_url` is checked by the SSRF guard.",
+        body=ConnectionIn,
+        body_example={"kind": "hubspot", "credentials": {"access_token": "pat-na1-…"}},
+        answers=[Answer(201, "the connection (no credentials)", schemas.Connection)],
+    )
+)
 async def create_connection(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -69,6 +97,14 @@ async def create_connection(request: Request) -> Response:
     return json_response(render.connection(row), 201)
 
 
+@declare(
+    Operation(
+        summary="List CRM connections",
+        tag="connections",
+        query=(page_limit(), CURSOR),
+        answers=[Answer(200, "a page of connections", schemas.ConnectionPage)],
+    )
+)
 async def list_connections(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -78,6 +114,14 @@ async def list_connections(request: Request) -> Response:
     return json_response({"data": page, "next_cursor": next_cursor(request, rows, limit)})
 
 
+@declare(
+    Operation(
+        summary="One CRM connection",
+        tag="connections",
+        answers=[Answer(200, "the connection and how many calls it synced", schemas.ConnectionDetail)],
+        errors=NOT_FOUND,
+    )
+)
 async def get_connection(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -85,6 +129,17 @@ async def get_connection(request: Request) -> Response:
     return json_response(render.connection(row, synced))
 
 
+@declare(
+    Operation(
+        summary="Change a CRM connection",
+        tag="connections",
+        description="Only what is given changes. New credentials, or re-enabling, clear `auth_failed`.",
+        body=ConnectionPatch,
+        body_example={"enabled": True},
+        answers=[Answer(200, "the connection", schemas.Connection)],
+        errors=NOT_FOUND,
+    )
+)
 async def patch_connection(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -107,6 +162,15 @@ async def patch_connection(request: Request) -> Response:
     return json_response(render.connection(row))
 
 
+@declare(
+    Operation(
+        summary="Delete a CRM connection",
+        tag="connections",
+        description="Its pending syncs stop; the record mapping and the delivery log stay.",
+        answers=[Answer(204, "deleted")],
+        errors=NOT_FOUND,
+    )
+)
 async def delete_connection(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -116,6 +180,15 @@ async def delete_connection(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@declare(
+    Operation(
+        summary="Check a connection's credentials",
+        tag="connections",
+        description="One harmless authenticated read against the CRM; a refusal is `ok: false`, no error.",
+        answers=[Answer(200, "whether the CRM accepted the credentials", schemas.ConnectionCheck)],
+        errors=NOT_FOUND,
+    )
+)
 async def test_connection(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -123,6 +196,18 @@ async def test_connection(request: Request) -> Response:
     return json_response(result)
 
 
+@declare(
+    Operation(
+        summary="Sync earlier calls again",
+        tag="connections",
+        description="Every call changed since `since`, in a status the connection syncs, is queued again "
+        "(still one record per call).",
+        body=ResyncIn,
+        body_example={"since": "7d"},
+        answers=[Answer(202, "how many calls were queued", schemas.Queued)],
+        errors=NOT_FOUND,
+    )
+)
 async def resync(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -133,6 +218,15 @@ async def resync(request: Request) -> Response:
     return json_response({"queued": count}, 202)
 
 
+@declare(
+    Operation(
+        summary="Which CRM record holds each call",
+        tag="connections",
+        query=(page_limit(), CURSOR),
+        answers=[Answer(200, "a page of call -> record mappings", schemas.CrmRecordPage)],
+        errors=NOT_FOUND,
+    )
+)
 async def list_records(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import outbox, render
+from gateway.api import schemas
 from gateway.api.common import (
     json_response,
     next_cursor,
@@ -20,12 +21,33 @@ from gateway.api.common import (
     services,
     tenant_principal,
 )
+from gateway.api.declare import CURSOR, SINCE, UNTIL, Answer, Operation, Param, choice, declare, page_limit
 from gateway.errors import found
 from gateway.store import deliveries as store
 
 STATUSES = {"pending", "succeeded", "dead"}
+NOT_FOUND = {404: ["not_found"]}
 
 
+@declare(
+    Operation(
+        summary="List deliveries",
+        tag="deliveries",
+        description="The delivery log, newest first: one delivery per (subscription, event type) of every "
+        "stored change, and the CRM syncs.",
+        query=(
+            Param("subscription_id", "only this subscription's"),
+            Param("connection_id", "only this CRM connection's"),
+            Param("call_id", "only this call's"),
+            choice("status", "`pending` (waiting or being sent), `succeeded`, `dead`", sorted(STATUSES)),
+            SINCE,
+            UNTIL,
+            page_limit(),
+            CURSOR,
+        ),
+        answers=[Answer(200, "a page of deliveries", schemas.DeliveryPage)],
+    )
+)
 async def list_deliveries(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -48,6 +70,14 @@ async def list_deliveries(request: Request) -> Response:
     return json_response({"data": page, "next_cursor": next_cursor(request, rows, limit)})
 
 
+@declare(
+    Operation(
+        summary="One delivery and its attempts",
+        tag="deliveries",
+        answers=[Answer(200, "the delivery, its body and every attempt", schemas.DeliveryDetail)],
+        errors=NOT_FOUND,
+    )
+)
 async def get_delivery(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -60,6 +90,16 @@ async def get_delivery(request: Request) -> Response:
     return json_response(shown)
 
 
+@declare(
+    Operation(
+        summary="Send a delivery again",
+        tag="deliveries",
+        description="Pending again, due at once, on a fresh schedule, whatever its status was (a succeeded "
+        "one is sent again); it goes out while its subscription is enabled.",
+        answers=[Answer(202, "the delivery, now pending", schemas.Delivery)],
+        errors=NOT_FOUND,
+    )
+)
 async def retry_delivery(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)

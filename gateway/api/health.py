@@ -8,11 +8,22 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import __version__
+from gateway.api import schemas
 from gateway.api.common import any_principal, json_response, services
+from gateway.api.declare import Answer, Key, Operation, declare
 from gateway.errors import Forbidden, StorageUnavailable
 from gateway.metrics import CONTENT_TYPE, snapshot
 
 
+@declare(
+    Operation(
+        summary="What this is",
+        tag="operations",
+        key=Key.NONE,
+        storage=False,
+        answers=[Answer(200, "name, version and where to go next", schemas.Index)],
+    )
+)
 async def index(request: Request) -> Response:
     """``GET /``: what this is and where to go next."""
     return json_response(
@@ -34,10 +45,29 @@ async def index(request: Request) -> Response:
     )
 
 
+@declare(
+    Operation(
+        summary="Liveness",
+        tag="operations",
+        description="The process answers; nothing else is checked.",
+        key=Key.NONE,
+        storage=False,
+        answers=[Answer(200, "alive", schemas.Health)],
+    )
+)
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok", "version": __version__})
 
 
+@declare(
+    Operation(
+        summary="Readiness",
+        tag="operations",
+        description="The database answers (within 2 s) and the ingest writer runs; else 503.",
+        key=Key.NONE,
+        answers=[Answer(200, "ready", schemas.Ready)],
+    )
+)
 async def readyz(request: Request) -> Response:
     svc = services(request)
     try:
@@ -51,6 +81,15 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready", "database": "ok"})
 
 
+@declare(
+    Operation(
+        summary="Prometheus metrics",
+        tag="operations",
+        description="Every tenant's totals, so operator keys only (docs/operations.md lists each metric).",
+        key=Key.OPERATOR,
+        answers=[Answer(200, "Prometheus text exposition", media_type="text/plain")],
+    )
+)
 async def metrics(request: Request) -> Response:
     """``GET /metrics``: Prometheus text, for an operator key (it shows every tenant's totals)."""
     svc = services(request)

@@ -16,7 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import storable
+from gateway.api import schemas
 from gateway.api.common import json_response, read_limited, services
+from gateway.api.declare import Answer, Key, Operation, declare
 from gateway.errors import CallgateError, NotFound, PayloadError
 from gateway.ingest import IngestJob, IngestResult, Quarantined, apply_event, prepare, quarantine
 from gateway.sources import ActiveSource
@@ -34,6 +36,47 @@ OUTCOMES = {
 }
 
 
+VERIFICATION = """\
+No API key: the source's verification is the authentication, checked on the raw bytes before anything is \
+parsed (docs/vendors.md). Each source has one scheme; what the sender must send:
+
+- `standard-webhooks`: `webhook-id`, `webhook-timestamp` (Unix seconds, within `tolerance_seconds`), \
+`webhook-signature` (`v1,<base64>`, several space-separated; the `svix-*` names work too): HMAC-SHA256 of \
+`{id}.{timestamp}.{body}` keyed with the base64 after `whsec_`.
+- `hmac`: the signature in `signature_header` (default `x-signature`) over `template` (`{timestamp}.{body}` \
+with a `timestamp_header`, else `{body}`), sha256/sha1/sha512, hex or base64, an optional `prefix`.
+- `livekit`: `Authorization: <JWT>` signed HS256 with the API secret, `iss` the API key, claim `sha256` the \
+base64 SHA-256 of the body.
+- `bearer`: `Authorization: Bearer <token>`, compared in constant time.
+
+It answers only after the raw event, the call, its timeline and its deliveries have committed. A vendor's \
+default scheme (a source created without `verification`):"""
+
+
+@declare(
+    Operation(
+        summary="Receive a vendor's webhook",
+        tag="webhooks",
+        description=VERIFICATION,
+        lists="vendor_schemes",
+        key=Key.NONE,
+        body_schema={"description": "the vendor's JSON body, byte for byte as it signed it"},
+        answers=[
+            Answer(202, "stored (`calls`: the calls it changed)", schemas.HookAccepted),
+            Answer(
+                200,
+                "a duplicate (same source and event id): already stored, nothing changed",
+                schemas.HookDuplicate,
+            ),
+        ],
+        errors={
+            400: ["bad_request", "invalid_payload"],
+            401: ["invalid_signature"],
+            404: ["not_found"],
+            413: ["payload_too_large"],
+        },
+    )
+)
 async def receive(request: Request) -> Response:
     """The hook, counted and timed (``gateway.metrics``) by vendor and outcome."""
     started = time.perf_counter()

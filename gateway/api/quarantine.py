@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import render
+from gateway.api import schemas
 from gateway.api.common import (
     json_response,
     next_cursor,
@@ -17,6 +18,7 @@ from gateway.api.common import (
     services,
     tenant_principal,
 )
+from gateway.api.declare import CURSOR, Answer, Operation, Param, choice, declare, page_limit
 from gateway.errors import found
 from gateway.replay import replay_quarantined
 from gateway.store import events as store
@@ -24,6 +26,21 @@ from gateway.store import events as store
 STATUSES = {"open": False, "resolved": True}
 
 
+@declare(
+    Operation(
+        summary="List quarantined webhooks",
+        tag="quarantine",
+        description="Verified webhooks the adapter could not read (answered 400) or the store refused, "
+        "newest first.",
+        query=(
+            choice("status", "`open` or `resolved`", sorted(STATUSES)),
+            Param("source_id", "only this source's"),
+            page_limit(),
+            CURSOR,
+        ),
+        answers=[Answer(200, "a page of quarantined bodies (without the bodies)", schemas.QuarantinePage)],
+    )
+)
 async def list_quarantine(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -42,6 +59,14 @@ async def list_quarantine(request: Request) -> Response:
     return json_response({"data": page, "next_cursor": next_cursor(request, rows, limit)})
 
 
+@declare(
+    Operation(
+        summary="One quarantined webhook, whole",
+        tag="quarantine",
+        answers=[Answer(200, "the entry with its headers and body", schemas.QuarantinedWhole)],
+        errors={404: ["not_found"]},
+    )
+)
 async def get_quarantined(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -50,6 +75,16 @@ async def get_quarantined(request: Request) -> Response:
     return json_response(render.quarantined(found(row, "quarantined body"), whole=True))
 
 
+@declare(
+    Operation(
+        summary="Replay a quarantined webhook",
+        tag="quarantine",
+        description="Through the current adapter, like a new webhook (deduplicated as usual): the entry is "
+        "resolved, or it stays open with why.",
+        answers=[Answer(200, "recovered, still unreadable, or resolved before", schemas.Replayed)],
+        errors={404: ["not_found"]},
+    )
+)
 async def replay(request: Request) -> Response:
     """200 either way: ``recovered`` with the calls it changed, or ``unreadable`` with why (it stays)."""
     svc = services(request)

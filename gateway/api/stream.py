@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from gateway import render
 from gateway.api.common import services, tenant_principal
+from gateway.api.declare import Answer, Operation, Param, declare
 from gateway.errors import BadRequest
 from gateway.model import format_ts
 from gateway.store import calls as store
@@ -52,9 +53,39 @@ def message(event_id: str, event_type: str, data: dict[str, Any]) -> bytes:
     return f"id: {event_id}\nevent: {event_type}\ndata: {body}\n\n".encode()
 
 
+@declare(
+    Operation(
+        summary="Live call changes (server-sent events)",
+        tag="stream",
+        description="Each message is one `call.*` type of one change, in the delivery envelope, with "
+        "`id: <timeline entry>:<n>`. Without `Last-Event-ID` the stream starts now; with it, it resumes "
+        "right after that message from the stored timeline. `: keep-alive` every 15 s; `retry: 2000`.",
+        query=(
+            Param(
+                "last_event_id",
+                "the last message's `id`, for clients that cannot send the `Last-Event-ID` header",
+                rejects=(400, "bad_request"),
+            ),
+            Param(
+                "Last-Event-ID",
+                "the last message's `id`: resume right after it",
+                location="header",
+                rejects=(400, "bad_request"),
+            ),
+        ),
+        answers=[Answer(200, "an endless event stream", media_type="text/event-stream")],
+    )
+)
 async def stream(request: Request) -> Response:
-    svc = services(request)
     _, tenant_id = await tenant_principal(request)
+    return await tenant_stream(request, tenant_id)
+
+
+async def tenant_stream(request: Request, tenant_id: str) -> Response:
+    """The stream of one tenant's changes, for a caller already authenticated as that tenant: ``/v1/stream``
+    (an API key) and the console's ``/console/stream`` (its session cookie: ``EventSource`` cannot send a
+    header) share it."""
+    svc = services(request)
     resume = resume_point(request)
     if resume is None:  # from now: after the newest change at connect time (or from the first, if none)
         async with svc.db.reading() as conn:

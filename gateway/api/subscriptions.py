@@ -12,16 +12,28 @@ from starlette.routing import Route
 
 from gateway import outbox, render
 from gateway import subscriptions as service
+from gateway.api import schemas
 from gateway.api.common import json_response, read_model, services, tenant_principal, time_value
+from gateway.api.declare import Answer, Operation, declare
 from gateway.errors import found
 from gateway.outbound.ssrf import check_target
 from gateway.store import subscriptions as store
 
+# What ``service.validate_event_types`` accepts, for the document: each a type, ``call.*`` or ``*``.
+EVENT_TYPES_SHOWN: dict[str, Any] = {
+    "items": {"type": "string", "enum": ["*", "call.*", *sorted(outbox.EVENT_TYPES)]},
+    "minItems": 1,
+}
+URL_SHOWN = (
+    "`http` or `https`, no `user:password@`; resolved and checked against the SSRF guard now (a private, "
+    "loopback or unresolvable host is 422 `url refused: …`) and again before every attempt"
+)
+
 
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1, max_length=2000)
-    event_types: list[str] = Field(default=["call.*"], max_length=50)
+    url: str = Field(min_length=1, max_length=2000, description=URL_SHOWN)
+    event_types: list[str] = Field(default=["call.*"], max_length=50, json_schema_extra=EVENT_TYPES_SHOWN)
     description: str = Field(default="", max_length=500)
     enabled: bool = True
     rate_limit_per_second: float | None = Field(default=None, gt=0, le=1000)
@@ -30,8 +42,8 @@ class SubscriptionIn(BaseModel):
 
 class SubscriptionPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str | None = Field(default=None, min_length=1, max_length=2000)
-    event_types: list[str] | None = Field(default=None, max_length=50)
+    url: str | None = Field(default=None, min_length=1, max_length=2000, description=URL_SHOWN)
+    event_types: list[str] | None = Field(default=None, max_length=50, json_schema_extra=EVENT_TYPES_SHOWN)
     description: str | None = Field(default=None, max_length=500)
     enabled: bool | None = None
     rate_limit_per_second: float | None = Field(default=None, gt=0, le=1000)
@@ -40,9 +52,22 @@ class SubscriptionPatch(BaseModel):
 
 class RecoverIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: str = Field(min_length=1, max_length=64)  # a time or an age, read by ``gateway.when``
+    since: str = Field(
+        min_length=1, max_length=64, description="a time or an age (`6h`), as the list filters take"
+    )  # read by ``gateway.when``
 
 
+@declare(
+    Operation(
+        summary="Create a subscription",
+        tag="subscriptions",
+        description="A customer endpoint that receives every matching call change as a signed Standard "
+        "Webhooks delivery. The answer carries its `whsec_` secret: the only time it is shown.",
+        body=SubscriptionIn,
+        body_example={"url": "https://crm-bridge.example.com/hook", "event_types": ["call.completed"]},
+        answers=[Answer(201, "the subscription and its secret", schemas.SubscriptionWithSecret)],
+    )
+)
 async def create_subscription(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -62,6 +87,13 @@ async def create_subscription(request: Request) -> Response:
     return json_response({**render.subscription(row), "secret": secret}, 201)
 
 
+@declare(
+    Operation(
+        summary="List subscriptions",
+        tag="subscriptions",
+        answers=[Answer(200, "every subscription of the tenant", schemas.SubscriptionList)],
+    )
+)
 async def list_subscriptions(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -70,6 +102,14 @@ async def list_subscriptions(request: Request) -> Response:
     return json_response({"data": [render.subscription(r) for r in rows]})
 
 
+@declare(
+    Operation(
+        summary="One subscription",
+        tag="subscriptions",
+        answers=[Answer(200, "the subscription", schemas.Subscription)],
+        errors={404: ["not_found"]},
+    )
+)
 async def get_subscription(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -78,6 +118,18 @@ async def get_subscription(request: Request) -> Response:
     return json_response(render.subscription(row))
 
 
+@declare(
+    Operation(
+        summary="Change a subscription",
+        tag="subscriptions",
+        description="Only what is given changes (`null` removes a limit); a new `url` is checked again. "
+        '`{"enabled": true}` also clears `disabled_reason` and `failing_since`.',
+        body=SubscriptionPatch,
+        body_example={"enabled": True},
+        answers=[Answer(200, "the subscription", schemas.Subscription)],
+        errors={404: ["not_found"]},
+    )
+)
 async def patch_subscription(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -92,14 +144,21 @@ async def patch_subscription(request: Request) -> Response:
         if name in body.model_fields_set:
             values[name] = getattr(body, name) if name != "description" else (body.description or "")
     if body.enabled is not None:
-        values["enabled"] = body.enabled
-        if body.enabled:  # re-enabled by its owner: the failure streak starts over
-            values |= {"disabled_reason": None, "failing_since": None}
+        values |= service.enabled_change(body.enabled)
     row = await service.modify(svc.db, tenant_id, request.path_params["subscription_id"], values)
     svc.wake_worker()
     return json_response(render.subscription(row))
 
 
+@declare(
+    Operation(
+        summary="Delete a subscription",
+        tag="subscriptions",
+        description="It gets no new deliveries and its pending ones are not sent; its delivery log stays.",
+        answers=[Answer(204, "deleted")],
+        errors={404: ["not_found"]},
+    )
+)
 async def delete_subscription(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -110,6 +169,16 @@ async def delete_subscription(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@declare(
+    Operation(
+        summary="Rotate the signing secret",
+        tag="subscriptions",
+        description="A new secret, shown once. The previous one keeps signing for "
+        "`CALLGATE_SECRET_ROTATION_SECONDS` (24 h): until then every delivery carries both signatures.",
+        answers=[Answer(200, "the subscription and its new secret", schemas.SubscriptionWithSecret)],
+        errors={404: ["not_found"]},
+    )
+)
 async def rotate_secret(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -123,6 +192,16 @@ async def rotate_secret(request: Request) -> Response:
     return json_response({**render.subscription(row), "secret": secret})
 
 
+@declare(
+    Operation(
+        summary="Send a test ping",
+        tag="subscriptions",
+        description="Queues a `ping` delivery, whatever the `event_types`; sent, retried and logged like any "
+        "other.",
+        answers=[Answer(202, "the queued delivery", schemas.Delivery)],
+        errors={404: ["not_found"]},
+    )
+)
 async def send_test(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
@@ -131,6 +210,18 @@ async def send_test(request: Request) -> Response:
     return json_response(render.delivery(row), 202)
 
 
+@declare(
+    Operation(
+        summary="Re-queue dead deliveries",
+        tag="subscriptions",
+        description="The subscription's `dead` deliveries created at or after `since` are pending again, "
+        "due now, on a fresh retry schedule.",
+        body=RecoverIn,
+        body_example={"since": "6h"},
+        answers=[Answer(202, "how many were re-queued", schemas.Requeued)],
+        errors={404: ["not_found"]},
+    )
+)
 async def recover(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)

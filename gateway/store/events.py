@@ -156,3 +156,20 @@ async def get_quarantine(conn: AsyncConnection, tenant_id: str, quarantine_id: s
 async def count_open_quarantine(conn: AsyncConnection) -> int:
     query = select(func.count()).where(quarantine.c.resolved_at.is_(None))
     return int((await conn.execute(query)).scalar_one())
+
+
+# --- the web console's reads ----------------------------------------------------------------------------
+
+
+async def raw_event_bodies(conn: AsyncConnection, tenant_id: str, ids: Sequence[str]) -> Sequence[RowMapping]:
+    """The tenant's raw events among ``ids`` (a call's timeline names them), with their bodies but not
+    their headers: a bearer-verified source's headers carry its secret, and the console shows these."""
+    if not ids:
+        return []
+    query = select(
+        raw_events.c.id,
+        raw_events.c.event_type,
+        raw_events.c.received_at,
+        raw_events.c.body,
+    ).where(raw_events.c.tenant_id == tenant_id, raw_events.c.id.in_(ids))
+    return (await conn.execute(query)).mappings().all()
