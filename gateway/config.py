@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # --- CRM connections ---
     credentials_key: str | None = None  # Fernet key for CRM credentials at rest (else derived, see vault.py)
     crm_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
-    crm_concurrency: int = Field(default=4, ge=1, le=100)  # syncs in flight per connection per worker
+    crm_concurrency: int = Field(default=4, ge=1, le=100)  # syncs in flight per connection, all workers
     crm_contact_cache_seconds: float = Field(default=300.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, else JSON

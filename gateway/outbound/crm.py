@@ -29,7 +29,6 @@ from gateway.connectors import (
     CrmVerdict,
     SyncedRecord,
 )
-from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.retry import Outcome, Policy
 from gateway.store.db import Database, Writes
 from gateway.vault import Vault, VaultError
@@ -47,7 +46,6 @@ class CrmRuntime:
     contact_ttl: float = 300.0
     _connectors: dict[str, tuple[datetime, Connector]] = field(default_factory=dict)
     _contacts: dict[str, ContactCache] = field(default_factory=dict)
-    _limiters: dict[str, RateLimiter] = field(default_factory=dict)
 
     def connector(self, connection: Mapping[Any, Any]) -> Connector:
         """The connection's connector, rebuilt when the connection was changed (credentials, options)."""
@@ -65,13 +63,6 @@ class CrmRuntime:
         )
         self._connectors[connection["id"]] = (connection["updated_at"], built)
         return built
-
-    def limiter(self, connection: Mapping[Any, Any]) -> RateLimiter:
-        rate = self.specs[connection["kind"]].rate_per_second
-        limiter = self._limiters.get(connection["id"])
-        if limiter is None or limiter.rate != rate:
-            limiter = self._limiters[connection["id"]] = RateLimiter(rate)
-        return limiter
 
 
 async def run_sync(
@@ -98,8 +89,7 @@ async def run_sync(
         and context.synced_version >= context.call["version"]
     ):
         outcome = CrmOutcome(CrmVerdict.DONE, message="the CRM holds this version already")
-    else:
-        await crm.limiter(context.connection).acquire()
+    else:  # (the claim gave the row its rate slot, and the worker waited for it)
         outcome, synced = await _sync(crm, context)
     latency_ms = round((time.perf_counter() - started) * 1000)
     attempt = outbox.Attempt(attempted_at, Outcome(status_code=outcome.status_code), latency_ms, None)

@@ -36,7 +36,6 @@ from gateway.ids import new_id
 from gateway.metrics import Metrics
 from gateway.outbound.crm import CrmRuntime, run_sync
 from gateway.outbound.listen import listen
-from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.retry import Outcome, Policy, decide
 from gateway.outbound.sender import Answer, InlineSender, Send, Sender
 from gateway.outbound.ssrf import BlockedTarget, TargetPolicy, blocked_error, checked_address, pinned_request
@@ -109,7 +108,6 @@ class Worker:
         self._held: set[tuple[str, str | None]] = set()  # (endpoint, call) with a row waiting behind one
         self._claimed: set[str] = set()  # rows from a claim: the next row of their call may be due after
         self._per_endpoint: defaultdict[str, int] = defaultdict(int)
-        self._limiters: dict[str, RateLimiter] = {}
         self.attempts = 0
 
     @property
@@ -202,6 +200,9 @@ class Worker:
             busy=self._load(),
             inflight={*self._inflight, *(r["id"] for r in self._ready)},
             crm_concurrency=self.config.crm_concurrency,
+            crm_rates={kind: spec.rate_per_second for kind, spec in self.crm.specs.items()}
+            if self.crm
+            else {},
             syncs=self.crm is not None,
             endpoint_concurrency=self.config.connections,
         )
@@ -258,6 +259,9 @@ class Worker:
             self._wake.set()  # a slot is free, and the next row of this call may be due now
 
     async def _deliver(self, row: Mapping[Any, Any]) -> None:
+        send_at = row.get("send_at")  # an endpoint with a rate limit: its slot, shared by every worker
+        if send_at is not None and (wait := (send_at - self.clock()).total_seconds()) > 0:
+            await asyncio.sleep(wait)
         if row["connection_id"] is not None:
             if self.crm is None:  # a worker built without CRM support leaves the row to one that has it
                 await outbox.release(self.writes, [row["id"]], self.owner)
@@ -269,12 +273,6 @@ class Worker:
             if self.metrics is not None:
                 self.metrics.attempt("crm", verdict)
             return
-        rate = row["rate_limit_per_second"]
-        if rate:
-            limiter = self._limiters.get(row["subscription_id"])
-            if limiter is None or limiter.rate != rate:
-                limiter = self._limiters[row["subscription_id"]] = RateLimiter(rate)
-            await limiter.acquire()
         attempted_at = self.clock()
         started = time.perf_counter()
         outcome, body_text = await self._send(row, attempted_at)

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 
 from gateway import storable
 from gateway.errors import NotFound, found
 from gateway.ids import new_id
 from gateway.outbound.retry import Decision, Outcome, Policy, Verdict, should_disable
 from gateway.outbox.enqueue import ping_row
+from gateway.outbox.limits import EndpointLimits
 from gateway.store import deliveries as delivery_store
 from gateway.store import subscriptions as subscription_store
 from gateway.store.db import Database, Writes
@@ -69,34 +70,48 @@ async def claim(
     busy: Mapping[str, int],
     inflight: Container[str],
     crm_concurrency: int = 4,
+    crm_rates: Mapping[str, float] | None = None,
     syncs: bool = True,
     endpoint_concurrency: int = 8,
-) -> tuple[list[RowMapping], bool]:
-    """Leases up to ``room`` due rows to ``owner`` (subscription deliveries and CRM syncs), keeping each
-    endpoint under its ``max_concurrency`` (``busy``: what this worker already has in flight per
-    endpoint; a CRM connection allows ``crm_concurrency``, a subscription without one
-    ``endpoint_concurrency``). Also says whether due rows were left (a full claim, or endpoints at their
-    cap): the worker claims again as soon as a delivery finishes."""
+) -> tuple[list[dict[str, Any]], bool]:
+    """Leases up to ``room`` due rows to ``owner`` (subscription deliveries and CRM syncs), and says
+    whether due rows were left (a full claim, or endpoints at their cap): the worker claims again as soon
+    as a delivery finishes.
+
+    An endpoint with limits (a subscription's ``max_concurrency`` or ``rate_limit_per_second``; a CRM
+    connection's ``crm_concurrency`` and its kind's rate in ``crm_rates``) is held to them across every
+    worker (``gateway.outbox.limits``): each of its rows comes with ``send_at``, the moment its rate slot
+    opens. Any other endpoint is kept under ``endpoint_concurrency`` rows in flight in this worker
+    (``busy``), with as many again queued."""
     until = now + timedelta(seconds=lease_seconds)
 
-    def work(conn: Connection) -> tuple[list[RowMapping], bool]:
+    def work(conn: Connection) -> tuple[list[dict[str, Any]], bool]:
         limit = min(room, batch) * 2
         candidates = [*delivery_store.claim(conn, now=now, limit=limit)]
         if syncs:  # a worker built without CRM connectors leaves sync rows to one that has them
             candidates += delivery_store.claim_syncs(conn, now=now, limit=limit, concurrency=crm_concurrency)
         candidates.sort(key=lambda r: r["id"])
-        chosen: list[RowMapping] = []
+        limits = EndpointLimits.load(conn, candidates, now, crm_rates or {})
+        chosen: list[dict[str, Any]] = []
         taken: defaultdict[str, int] = defaultdict(int)
         for row in candidates:
-            sub = endpoint(row)
-            cap = row["max_concurrency"] or endpoint_concurrency
-            if row["id"] in inflight or busy.get(sub, 0) + taken[sub] >= cap * QUEUED_PER_SLOT:
+            if row["id"] in inflight:
                 continue
-            chosen.append(row)
-            taken[sub] += 1
+            sub = endpoint(row)
+            if limits.governs(sub):
+                send_at = limits.take(sub)
+                if send_at is None:
+                    continue
+                chosen.append({**row, "send_at": send_at})
+            else:
+                if busy.get(sub, 0) + taken[sub] >= endpoint_concurrency * QUEUED_PER_SLOT:
+                    continue
+                chosen.append(dict(row))
+                taken[sub] += 1
             if len(chosen) >= room:
                 break
         delivery_store.lease(conn, [r["id"] for r in chosen], owner, until)
+        limits.save(conn)
         return chosen, len(chosen) < len(candidates) or len(candidates) >= limit
 
     return await db.run_write(work)

@@ -125,12 +125,17 @@ def _lease_heads(
     dispatch: Dispatch,
 ) -> None:
     """Leases each subscription's first new row of this call when nothing earlier of the call waits for
-    that subscription; later rows of the change wait for a claim (per-call order is the claim's rule)."""
+    that subscription; later rows of the change wait for a claim (per-call order is the claim's rule), as
+    do the rows of an endpoint with a concurrency or rate limit."""
     endpoints = {sub["id"]: sub for sub in subscriptions}
     first: set[str] = set()
     for row in rows:
         sub = row["subscription_id"]
-        if sub in first or len(dispatch.rows) >= dispatch.room:
+        endpoint = endpoints[sub]
+        # an endpoint with limits is leased only by a claim, which counts every worker's leases against
+        # them (gateway.outbox.limits); the claim that follows this commit picks these rows up
+        limited = endpoint["max_concurrency"] is not None or endpoint["rate_limit_per_second"] is not None
+        if limited or sub in first or len(dispatch.rows) >= dispatch.room:
             dispatch.held.append((sub, row["call_id"]))
             continue
         first.add(sub)
@@ -141,7 +146,6 @@ def _lease_heads(
             continue
         row["lease_owner"] = dispatch.owner
         row["lease_until"] = dispatch.lease_until
-        endpoint = endpoints[sub]
         dispatch.rows.append(
             {
                 **row,

@@ -9,11 +9,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, exists, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.db import notify_outbox
-from gateway.store.tables import connections, deliveries, delivery_attempts, operator_events, subscriptions
+from gateway.store.tables import (
+    connections,
+    deliveries,
+    delivery_attempts,
+    endpoint_budgets,
+    operator_events,
+    subscriptions,
+)
 
 _INSERT_DELIVERY = insert(deliveries)
 
@@ -114,6 +123,7 @@ def claim_syncs(conn: Connection, *, now: datetime, limit: int, concurrency: int
             deliveries.c.call_version,
             deliveries.c.event_type,
             deliveries.c.attempts,
+            connections.c.kind,
             literal(concurrency).label("max_concurrency"),
         )
         .join(connections, connections.c.id == deliveries.c.connection_id)
@@ -134,6 +144,60 @@ def claim_syncs(conn: Connection, *, now: datetime, limit: int, concurrency: int
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(of=deliveries, skip_locked=True)
     return conn.execute(query).mappings().all()
+
+
+def leased(conn: Connection, kind: str, endpoint_ids: Sequence[str], now: datetime) -> dict[str, int]:
+    """Rows each endpoint (``kind``: subscription or connection) has leased to any worker right now."""
+    if not endpoint_ids:
+        return {}
+    column = deliveries.c[f"{kind}_id"]
+    query = (
+        select(column, func.count())
+        .where(
+            deliveries.c.status == "pending",
+            deliveries.c.lease_owner.is_not(None),  # the terms of its partial index (tables.py)
+            column.in_(endpoint_ids),
+            deliveries.c.lease_until > now,
+        )
+        .group_by(column)
+    )
+    return {str(endpoint): int(count) for endpoint, count in conn.execute(query).all()}
+
+
+_ENSURE_BUDGET = {
+    name: builder(endpoint_budgets).on_conflict_do_nothing(index_elements=["endpoint_id"])
+    for name, builder in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def lock_budgets(conn: Connection, endpoint_ids: Sequence[str]) -> dict[str, datetime | None]:
+    """The endpoints' budget rows (created when missing), locked until the transaction ends, so claims in
+    other processes count leases and take rate slots one after another (SQLite: its one writer)."""
+    ordered = sorted(set(endpoint_ids))  # one lock order for every claim: no deadlock between claims
+    if not ordered:
+        return {}
+    conn.execute(
+        _ENSURE_BUDGET[conn.dialect.name], [{"endpoint_id": e, "next_slot_at": None} for e in ordered]
+    )
+    query = (
+        select(endpoint_budgets.c.endpoint_id, endpoint_budgets.c.next_slot_at)
+        .where(endpoint_budgets.c.endpoint_id.in_(ordered))
+        .order_by(endpoint_budgets.c.endpoint_id)
+        .with_for_update()
+    )
+    return {str(row[0]): row[1] for row in conn.execute(query).all()}
+
+
+_SET_BUDGET = (
+    update(endpoint_budgets)
+    .where(endpoint_budgets.c.endpoint_id == bindparam("e_id"))
+    .values(next_slot_at=bindparam("e_next"))
+)
+
+
+def set_budgets(conn: Connection, next_slots: Mapping[str, datetime]) -> None:
+    if next_slots:
+        conn.execute(_SET_BUDGET, [{"e_id": e, "e_next": at} for e, at in next_slots.items()])
 
 
 def coalesce_sync(conn: Connection, connection_id: str, call_id: str, values: Mapping[str, Any]) -> bool:

@@ -306,6 +306,25 @@ for _endpoint in ("subscription", "connection"):  # a claim of one kind never wa
         sqlite_where=_PENDING,
         postgresql_where=_PENDING,
     )
+    # rows a worker holds right now, per endpoint: the claim counts them against max_concurrency across
+    # every process (a handful per endpoint however long the backlog)
+    _leased = and_(_PENDING, deliveries.c.lease_owner.is_not(None))
+    Index(
+        f"ix_deliveries_leased_{_endpoint}",
+        deliveries.c[f"{_endpoint}_id"],
+        sqlite_where=_leased,
+        postgresql_where=_leased,
+    )
+
+# An endpoint's rate budget, shared by every worker (GCRA): the earliest moment its next request may be
+# sent. A claim of a rate-limited endpoint locks this row, hands each row it leases the next slot, and moves
+# it on by 1/rate; the workers wait for their rows' slots. Endpoint = a subscription or a CRM connection.
+endpoint_budgets = Table(
+    "endpoint_budgets",
+    metadata,
+    Column("endpoint_id", ID, primary_key=True),
+    Column("next_slot_at", UTCDateTime, nullable=True),
+)
 
 delivery_attempts = Table(
     "delivery_attempts",
