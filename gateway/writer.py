@@ -8,6 +8,11 @@ The batch first runs optimistically, jobs back to back. If any job raises, that 
 back and the batch runs again with each job in its own savepoint, so one job's failure rolls back only
 that job. Savepoints cost two statements per job, so they are paid only when something failed.
 
+On PostgreSQL with several processes, two batches may lock the same calls in opposite orders; the
+database aborts one (deadlock detected, or a serialization failure) and that batch runs again whole in a
+new transaction once the other has committed (``RETRIES_ON_DEADLOCK`` times, then 503). Such an abort is
+never blamed on a job: no webhook is quarantined for another process's locks.
+
 A commit that fails fails every job in the batch with ``StorageUnavailable``: nothing was acknowledged,
 so nothing is lost - the vendors retry. A job that raises a bug fails alone (500 for that request).
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -25,7 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import CallgateError, StorageUnavailable
-from gateway.store.db import Database, forget_transaction_cache, storage_error
+from gateway.store.db import Database, forget_transaction_cache, storage_error, transaction_conflict
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
@@ -33,6 +39,7 @@ Work = Callable[[Connection], T]
 log = structlog.get_logger("callgate.writer")
 
 RETRIES_ON_CONFLICT = 3  # a concurrent writer in another process created the same call first
+RETRIES_ON_DEADLOCK = 5  # batches aborted by the database for another transaction's locks
 
 
 @dataclass(slots=True)
@@ -107,14 +114,17 @@ class Writer:
             return [self._one(conn, job.work) for job in batch]
 
         try:
-            try:
-                outcomes = await self._db.run_write(optimistic)
-            except StorageUnavailable:
-                raise
-            except Exception as exc:
-                if storage_error(exc):
-                    raise
-                outcomes = await self._db.run_write(isolated)
+            for attempt in range(1, RETRIES_ON_DEADLOCK + 1):
+                try:
+                    outcomes = await self._batch(optimistic, isolated)
+                    break
+                except Exception as exc:
+                    if not transaction_conflict(exc) or attempt == RETRIES_ON_DEADLOCK:
+                        raise
+                    # another process's batch locked the same calls in another order and the database
+                    # aborted ours: run it again in a new transaction, once the other has committed
+                    log.info("batch_retried", reason="transaction conflict", jobs=len(batch), attempt=attempt)
+                    await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
         except Exception as exc:
             failure = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable("the write failed")
             if not isinstance(exc, StorageUnavailable):
@@ -134,6 +144,20 @@ class Writer:
                 job.future.set_result(result)
             else:
                 job.future.set_exception(error)
+
+    async def _batch(
+        self,
+        optimistic: Callable[[Connection], list[Outcome]],
+        isolated: Callable[[Connection], list[Outcome]],
+    ) -> list[Outcome]:
+        try:
+            return await self._db.run_write(optimistic)
+        except StorageUnavailable:
+            raise
+        except Exception as exc:
+            if storage_error(exc) or transaction_conflict(exc):
+                raise
+            return await self._db.run_write(isolated)
 
     @staticmethod
     def _one(conn: Connection, work: Callable[[Connection], Any]) -> Outcome:
@@ -158,7 +182,7 @@ class Writer:
             except CallgateError as exc:
                 return None, exc
             except Exception as exc:
-                if storage_error(exc):
-                    raise  # the connection is gone: the whole batch fails and its senders retry
+                if storage_error(exc) or transaction_conflict(exc):
+                    raise  # the connection is gone, or the transaction aborted: the whole batch goes again
                 log.exception("job_failed", action="ingest")
                 return None, exc

@@ -20,7 +20,13 @@ def free_port() -> int:
 
 
 def start_server(
-    url: str, port: int, *, command: str = "serve", stdout: int | None = subprocess.DEVNULL, **env: str
+    url: str,
+    port: int,
+    *,
+    command: str = "serve",
+    stdout: Any = subprocess.DEVNULL,
+    stderr: Any = subprocess.DEVNULL,
+    **env: str,
 ) -> subprocess.Popen[bytes]:
     """``callgate serve`` (or another long-running command) as a real process, once it is ready."""
     environment = {
@@ -35,7 +41,7 @@ def start_server(
         [sys.executable, "-m", "gateway.cli", command],
         env=environment,
         stdout=stdout,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

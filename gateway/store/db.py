@@ -177,6 +177,16 @@ def storage_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError | asyncio.TimeoutError | ConnectionError)
 
 
+_CONFLICTS = frozenset({"40P01", "40001"})  # PostgreSQL: deadlock detected, serialization failure
+
+
+def transaction_conflict(exc: BaseException) -> bool:
+    """True when the database aborted the transaction because of another one (a deadlock between two
+    processes' group commits, a serialization failure): the same work succeeds in a new transaction."""
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, DBAPIError) and getattr(orig, "sqlstate", None) in _CONFLICTS
+
+
 class Writes(Protocol):
     """Something that runs synchronous Core in a write transaction: the database itself (one transaction
     per call) or the group-commit ``Writer`` (many callers' work in one transaction and one fsync)."""

@@ -118,3 +118,55 @@ async def test_a_caller_that_goes_away_still_gets_its_job_committed(db: Database
         await caller
     await writer.stop()  # drains the queue
     assert await keys(db) == before + 1
+
+
+async def test_a_batch_aborted_by_a_deadlock_with_another_process_runs_again_whole(
+    postgres_url: str,
+) -> None:
+    """Two processes' transactions lock the same rows in opposite orders; PostgreSQL aborts one. When it is
+    the writer's, its batch runs again in a new transaction: the job succeeds, nothing is blamed on it."""
+    import asyncpg
+    from sqlalchemy import update
+    from sqlalchemy.engine import make_url
+
+    a, b = f"dl-a-{os.getpid()}-{id(object())}", f"dl-b-{os.getpid()}-{id(object())}"
+    db = Database(postgres_url)
+    writer = Writer(db, max_batch=8)
+    writer.start()
+    url = make_url(postgres_url)
+    other = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database=url.database
+    )
+    try:
+        await db.run_write(
+            lambda conn: conn.execute(insert(kv), [{"key": a, "value": "0"}, {"key": b, "value": "0"}])
+        )
+        await other.execute(
+            "SET deadlock_timeout = '30s'"
+        )  # so the writer's session is the one that detects it
+        runs = []
+
+        def work(conn: Connection) -> str:
+            runs.append(1)
+            conn.execute(update(kv).where(kv.c.key == a).values(value="writer"))
+            conn.execute(update(kv).where(kv.c.key == b).values(value="writer"))  # waits for the other
+            return "done"
+
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("UPDATE kv SET value = 'other' WHERE key = $1", b)
+        job = asyncio.ensure_future(writer.submit(work))
+        await asyncio.sleep(0.3)  # the writer holds a and waits for b
+        await other.execute("UPDATE kv SET value = 'other' WHERE key = $1", a)  # the cycle: one must go
+        await transaction.commit()
+        assert await job == "done"
+        assert len(runs) >= 2  # aborted once, then run again in a new transaction
+        async with db.reading() as conn:
+            values = dict(
+                (await conn.execute(select(kv.c.key, kv.c.value).where(kv.c.key.in_([a, b])))).all()
+            )
+        assert values == {a: "writer", b: "writer"}  # it ran after the other committed
+    finally:
+        await other.close()
+        await writer.stop()
+        await db.dispose()
