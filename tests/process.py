@@ -54,6 +54,26 @@ def start_server(
     raise AssertionError("the server did not become ready")
 
 
+def start_worker(url: str, lease_seconds: float = 1, **env: str) -> subprocess.Popen[bytes]:
+    """``callgate worker`` as a real process (loopback endpoints allowed, short leases so that a killed
+    one's rows come back quickly)."""
+    environment = {
+        **os.environ,
+        "CALLGATE_DATABASE_URL": url,
+        "CALLGATE_ALLOWED_TARGET_CIDRS": '["127.0.0.0/8"]',
+        "CALLGATE_WORKER_LEASE_SECONDS": str(lease_seconds),
+        "CALLGATE_WORKER_CONCURRENCY": "4",
+        "CALLGATE_LOG_LEVEL": "error",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "worker"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def run_cli(url: str, *args: str) -> dict[str, Any]:
     """``callgate <args> --json`` against the database at ``url``, as the operator would run it."""
     env = {**os.environ, "CALLGATE_DATABASE_URL": url}

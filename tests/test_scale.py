@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -49,7 +47,7 @@ from gateway.store.tables import call_events, calls, deliveries, raw_events
 from tests.conftest import PG_URL, _pg_admin
 from tests.helpers import FIXTURES
 from tests.outbound.receiver import Received, Receiver, Reply, receiver
-from tests.process import free_port, seed, start_server
+from tests.process import free_port, seed, start_server, start_worker
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="CALLGATE_TEST_DATABASE_URL is not set (PostgreSQL)")
 
@@ -213,22 +211,6 @@ async def stored(url: str) -> dict[str, Any]:
         await db.dispose()
 
 
-def start_worker(url: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "CALLGATE_DATABASE_URL": url,
-        "CALLGATE_ALLOWED_TARGET_CIDRS": '["127.0.0.0/8"]',
-        "CALLGATE_WORKER_LEASE_SECONDS": "2",
-        "CALLGATE_LOG_LEVEL": "error",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def test_two_servers_and_three_workers_on_one_postgresql(database: str) -> None:
     seeded = seed(database)
     items = webhooks()
@@ -241,7 +223,9 @@ def test_two_servers_and_three_workers_on_one_postgresql(database: str) -> None:
         try:
             for port in ports:
                 servers.append(start_server(database, port, CALLGATE_WORKER="false"))
-            workers = [start_worker(database) for _ in range(3)]
+            workers = [
+                start_worker(database, lease_seconds=2, CALLGATE_WORKER_CONCURRENCY="64") for _ in range(3)
+            ]
             started = time.monotonic()
             statuses = asyncio.run(post_all(ports, seeded["source"], items))
             ingest_seconds = time.monotonic() - started

@@ -57,6 +57,10 @@ class Credentials:
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
 
+    def headers(self) -> dict[str, str]:
+        """The bearer token, as every one of these read APIs takes it."""
+        return {"authorization": f"Bearer {self.token}"}
+
 
 def segment(value: str | int) -> str:
     """One path segment from a vendor id. Ids come from webhooks, so nothing in one may climb out of its

@@ -56,10 +56,6 @@ PAGE_SIZE = 200  # the seed's maximum
 GRADE_POLL_SECONDS = 30.0  # "poll the GET endpoint until status=completed (usually under 30 s)"
 
 
-def _headers(creds: Credentials) -> dict[str, str]:
-    return {"authorization": f"Bearer {creds.token}"}
-
-
 def _call_url(creds: Credentials, call_id: str, tail: str = "") -> str:
     return creds.url(f"/v1/calls/{segment(call_id)}{tail}")
 
@@ -80,7 +76,7 @@ async def list_page(
     since, until = window.bounds()
     params = {"start_date": since, "end_date": until, "limit": str(limit), "offset": str(offset)}
     answer = await get_json(
-        http, creds.url("/v1/calls"), POLICY, "calls", headers=_headers(creds), params=params
+        http, creds.url("/v1/calls"), POLICY, "calls", headers=creds.headers(), params=params
     )
     if isinstance(answer, Missing):
         raise VendorError(f"callsv1 has no calls endpoint at {creds.base_url}: {answer.reason}")
@@ -104,7 +100,7 @@ def list_calls(
 
 
 async def call(http: httpx.AsyncClient, creds: Credentials, call_id: str) -> JSONObject | Missing:
-    answer = await get_json(http, _call_url(creds, call_id), POLICY, "call", headers=_headers(creds))
+    answer = await get_json(http, _call_url(creds, call_id), POLICY, "call", headers=creds.headers())
     if isinstance(answer, Missing):
         return answer
     found = require_object(answer, "callsv1 call")
@@ -115,7 +111,7 @@ async def call(http: httpx.AsyncClient, creds: Credentials, call_id: str) -> JSO
 async def transcript(http: httpx.AsyncClient, creds: Credentials, call_id: str) -> list[JSONObject] | Missing:
     """The role-tagged rows, or ``Missing`` when the call is unknown or its transcript has none."""
     url = _call_url(creds, call_id, "/transcript")
-    answer = await get_json(http, url, POLICY, "transcript", headers=_headers(creds))
+    answer = await get_json(http, url, POLICY, "transcript", headers=creds.headers())
     if isinstance(answer, Missing):
         return answer
     rows = require_list(require_object(answer, "callsv1 transcript").get("transcript"), "callsv1 transcript")
@@ -126,7 +122,7 @@ async def grade(http: httpx.AsyncClient, creds: Credentials, call_id: str) -> JS
     """The latest completed grade row. Pending: ``VendorRetryLater`` at the seed's poll interval. Failed or
     never graded: ``Missing``."""
     url = _call_url(creds, call_id, "/grade")
-    answer = await get_json(http, url, POLICY, "grade", headers=_headers(creds))
+    answer = await get_json(http, url, POLICY, "grade", headers=creds.headers())
     if isinstance(answer, Missing):
         return answer
     row = require_object(answer, "callsv1 grade")
@@ -142,7 +138,7 @@ async def issue_reports(
     http: httpx.AsyncClient, creds: Credentials, call_id: str
 ) -> list[JSONObject] | Missing:
     url = _call_url(creds, call_id, "/issue-reports")
-    answer = await get_json(http, url, POLICY, "issue reports", headers=_headers(creds))
+    answer = await get_json(http, url, POLICY, "issue reports", headers=creds.headers())
     if isinstance(answer, Missing):
         return answer
     reports = require_list(
@@ -158,7 +154,7 @@ async def recording_link(
 ) -> RecordingLink | Missing:
     """A fresh signed MP3 URL (``/audio``) for a player; the call's ``recording_url`` is an internal path."""
     answer = await get_json(
-        http, _call_url(creds, call_id, "/audio"), POLICY, "audio", headers=_headers(creds)
+        http, _call_url(creds, call_id, "/audio"), POLICY, "audio", headers=creds.headers()
     )
     if isinstance(answer, Missing):
         return answer

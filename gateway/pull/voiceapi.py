@@ -63,10 +63,6 @@ ENVELOPE = frozenset({"session_id", "status", "started_at", "answered_at", "ende
 COMPLETION = frozenset({"duration", "end_reason", "recording_id", "error"})  # only on the terminal event
 
 
-def _headers(creds: Credentials) -> dict[str, str]:
-    return {"authorization": f"Bearer {creds.token}"}
-
-
 # --- reading the API (I/O) --------------------------------------------------------------------------------
 
 
@@ -86,7 +82,7 @@ async def list_page(
     if status is not None:
         params["status"] = status
     url = creds.url("/voice/sessions")
-    answer = await get_json(http, url, LIST_POLICY, "sessions", headers=_headers(creds), params=params)
+    answer = await get_json(http, url, LIST_POLICY, "sessions", headers=creds.headers(), params=params)
     if isinstance(answer, Missing):
         raise VendorError(f"voiceapi has no sessions endpoint at {creds.base_url}: {answer.reason}")
     body = require_object(answer, "voiceapi sessions")
@@ -110,7 +106,7 @@ def list_sessions(
 
 async def session(http: httpx.AsyncClient, creds: Credentials, session_id: str) -> JSONObject | Missing:
     url = creds.url(f"/voice/sessions/{segment(session_id)}")
-    answer = await get_json(http, url, GET_POLICY, "session", headers=_headers(creds))
+    answer = await get_json(http, url, GET_POLICY, "session", headers=creds.headers())
     if isinstance(answer, Missing):
         return answer
     found = require_object(answer, "voiceapi session")
@@ -123,7 +119,7 @@ async def recording_link(
 ) -> RecordingLink | Missing:
     """A playable URL of a session's recording (``recording_id`` from its ``call.completed``)."""
     url = creds.url(f"/voice/recording/{segment(recording_id)}")
-    answer = await get_json(http, url, GET_POLICY, "recording", headers=_headers(creds))
+    answer = await get_json(http, url, GET_POLICY, "recording", headers=creds.headers())
     if isinstance(answer, Missing):
         return answer
     body = require_object(answer, "voiceapi recording")

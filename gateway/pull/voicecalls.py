@@ -59,10 +59,6 @@ PAGE_SIZE = 100
 LINK_LIFETIME = timedelta(minutes=15)  # "valid for 15 minutes", when the answer names no expiresAt
 
 
-def _headers(creds: Credentials) -> dict[str, str]:
-    return {"authorization": f"Bearer {creds.token}"}
-
-
 # --- reading the API (I/O) --------------------------------------------------------------------------------
 
 
@@ -82,7 +78,7 @@ async def list_page(
     if state is not None:
         params["state"] = state
     answer = await get_json(
-        http, creds.url(CALLS), POLICY, "voice calls", headers=_headers(creds), params=params
+        http, creds.url(CALLS), POLICY, "voice calls", headers=creds.headers(), params=params
     )
     if isinstance(answer, Missing):
         raise VendorError(f"voicecalls has no list endpoint at {creds.base_url}: {answer.reason}")
@@ -108,7 +104,7 @@ def list_calls(
 async def call(http: httpx.AsyncClient, creds: Credentials, call_id: str) -> JSONObject | Missing:
     """The voice call with its full transcript (and ``epaResults`` inline when surveyed)."""
     url = creds.url(f"{CALLS}/{segment(call_id)}")
-    answer = await get_json(http, url, POLICY, "voice call", headers=_headers(creds))
+    answer = await get_json(http, url, POLICY, "voice call", headers=creds.headers())
     if isinstance(answer, Missing):
         return answer
     found = require_object(answer, "voicecalls call")
@@ -119,7 +115,7 @@ async def call(http: httpx.AsyncClient, creds: Credentials, call_id: str) -> JSO
 async def epa_results(http: httpx.AsyncClient, creds: Credentials, call_id: str) -> JSONObject | Missing:
     """The survey, or ``Missing`` when the campaign has none (404) or it never started."""
     url = creds.url(f"{CALLS}/{segment(call_id)}/epa-results")
-    answer = await get_json(http, url, POLICY, "epa results", headers=_headers(creds))
+    answer = await get_json(http, url, POLICY, "epa results", headers=creds.headers())
     if isinstance(answer, Missing):
         return answer
     epa = require_object(answer, "voicecalls epa results")
@@ -134,7 +130,7 @@ async def recording_link(
     """A new 15-minute SAS URL; each call of the endpoint signs a fresh one. A token without the
     ``audio:download`` scope is refused (403: ``VendorAuthFailed``)."""
     url = creds.url(f"{CALLS}/{segment(call_id)}/recording-url")
-    answer = await get_json(http, url, POLICY, "recording url", headers=_headers(creds))
+    answer = await get_json(http, url, POLICY, "recording url", headers=creds.headers())
     if isinstance(answer, Missing):
         return answer
     body = require_object(answer, "voicecalls recording url")

@@ -23,7 +23,7 @@ from gateway.store.tables import crm_records, deliveries
 from tests.conftest import make_settings
 from tests.crm.kinds import KINDS, Kind
 from tests.doubles import serving
-from tests.outbound.test_worker_crash import start_worker
+from tests.process import start_worker
 from tests.store.helpers import ingest_fixture, new_source
 
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from gateway.store.migrate import upgrade_async
 from gateway.store.tables import deliveries
 from tests.helpers import FIXTURES
 from tests.outbound.receiver import receiver
+from tests.process import start_worker
 from tests.store.helpers import ingest, new_source
 
 EVENTS = 40
@@ -56,23 +54,6 @@ async def statuses(url: str) -> list[str]:
             return [s for (s,) in (await conn.execute(select(deliveries.c.status))).all()]
     finally:
         await db.dispose()
-
-
-def start_worker(url: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "CALLGATE_DATABASE_URL": url,
-        "CALLGATE_ALLOWED_TARGET_CIDRS": '["127.0.0.0/8"]',
-        "CALLGATE_WORKER_LEASE_SECONDS": "1",
-        "CALLGATE_WORKER_CONCURRENCY": "4",
-        "CALLGATE_LOG_LEVEL": "error",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path) -> None:
