@@ -232,6 +232,42 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from gateway.outbound.ssrf import GuardedTransport
+    from gateway.pull.base import Window
+    from gateway.pull.service import reconcile_source
+    from gateway.store import sources as source_store
+
+    since = parse_when(args.since)
+    until = parse_when(args.until, "--until") if args.until else system_clock()
+    if since > until:
+        raise CallgateError("--since is after --until", field="since")
+    reparse = root.reparse(settings)
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.reading() as conn:
+            source = found(await source_store.get_active(conn, args.source), "source")
+        vault = root.vault(settings, await auth.secret_key(db, settings.secret_key))
+        transport = GuardedTransport(root.targets(settings))  # the vendor's host is checked on every request
+        async with httpx.AsyncClient(transport=transport, timeout=30, follow_redirects=False) as http:
+            report = await reconcile_source(
+                db, reparse, vault, http, source, Window(since, until), system_clock
+            )
+        return report.as_json()
+
+    result = asyncio.run(_with_db(settings, work))
+    human = (
+        f"{result['source_id']} ({result['vendor']}), {result['since']} .. {result['until']}: "
+        f"{result['listed']} listed ({result['pages']} page(s)): {result['calls_created']} created, "
+        f"{result['calls_changed']} caught up, {result['duplicates'] + result['unchanged']} already so"
+        + (f", {result['unreadable']} unreadable" if result["unreadable"] else "")
+    )
+    _emit(args, result, human)
+    return 0
+
+
 def _call_filters(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     number = args.number
     if number:
@@ -676,6 +712,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--source", help="only this source's events")
     replay.add_argument("--since", help="only events received since: ISO-8601 time or an age (6h, 7d)")
     replay.add_argument("--quarantined", action="store_true", help="first retry the quarantined bodies too")
+
+    reconcile = command(
+        commands,
+        "reconcile",
+        cmd_reconcile,
+        "list a source's calls from its vendor's API, apply what is missing",
+    )
+    reconcile.add_argument("--source", required=True, help="a source with read-API settings (pull)")
+    reconcile.add_argument(
+        "--since", default="6h", help="calls started since: ISO-8601 or an age (default 6h)"
+    )
+    reconcile.add_argument("--until", help="calls started before: ISO-8601 or an age (default: now)")
 
     demo = command(commands, "demo", cmd_demo, "send signed sample webhooks of every vendor to a gateway")
     demo.add_argument("--url", help="the gateway's base URL (default: CALLGATE_PUBLIC_URL or host:port)")

@@ -89,8 +89,21 @@ def source(row: Mapping[Any, Any], base_url: str) -> dict[str, Any]:
         "enabled": bool(row["enabled"]),
         "hook_url": f"{base_url}/hooks/{row['id']}",
         "verification": redact(config),
+        "pull": _pull(row),
         "created_at": ts(row["created_at"]),
         "updated_at": ts(row["updated_at"]),
+    }
+
+
+def _pull(row: Mapping[Any, Any]) -> dict[str, Any] | None:
+    """A source's read-API settings (gateway.pull.source): never the token, only whether one is set."""
+    pull = row.get("pull")
+    if not pull:
+        return None
+    return {
+        "base_url": pull["base_url"],
+        "org_id": pull.get("org_id"),
+        "token_set": row["pull_token"] is not None,
     }
 
 

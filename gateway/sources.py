@@ -60,7 +60,9 @@ async def create(
     vendor: str,
     verification: Mapping[str, Any] | None,
     enabled: bool = True,
+    pull: Mapping[str, Any] | None = None,
 ) -> tuple[RowMapping, str | None, str | None]:
+    """``pull``: the read-API columns, as ``gateway.pull.source.stored_values`` made them."""
     adapter = adapters.get(vendor)
     if adapter is None:
         raise ValidationFailed(f"unknown vendor; one of {', '.join(sorted(adapters))}", field="vendor")
@@ -81,6 +83,7 @@ async def create(
                 "enabled": enabled,
                 "created_at": now,
                 "updated_at": now,
+                **(pull or {}),
             },
         )
         row = await store.get(conn, tenant_id, source_id)
@@ -98,8 +101,10 @@ async def modify(
     name: str | None = None,
     enabled: bool | None = None,
     verification: Mapping[str, Any] | None = None,
+    pull: Mapping[str, Any] | None = None,
 ) -> RowMapping:
-    """Changes what is given; the cache entry of this process is dropped at once (others: within the TTL)."""
+    """Changes what is given; the cache entry of this process is dropped at once (others: within the TTL).
+    ``pull``: the read-API columns (``gateway.pull.source``), or their cleared values."""
     async with db.writing() as conn:
         row = found(await store.get(conn, tenant_id, source_id), "source")
         values: dict[str, Any] = {"updated_at": now}
@@ -110,6 +115,8 @@ async def modify(
         if verification is not None:
             config, _, _ = build_verification(adapters[row["vendor"]], verification)
             values["verification"] = config.model_dump()
+        if pull is not None:
+            values.update(pull)
         await store.modify(conn, tenant_id, source_id, values)
         row = found(await store.get(conn, tenant_id, source_id), "source")
     cache.invalidate(source_id)

@@ -48,6 +48,7 @@ SOURCE_EXAMPLE: dict[str, Any] = {
     "enabled": True,
     "hook_url": "http://127.0.0.1:8080/hooks/src_01M81YJ2N6XWZ8Q4C9V3B5T7RE",
     "verification": {"scheme": "livekit", "keys": {"APIa218b2f6e2da": "…qp6k"}, "leeway_seconds": 60},
+    "pull": None,
     "created_at": "2026-11-22T15:39:01.000000Z",
     "updated_at": "2026-11-22T15:39:01.000000Z",
 }

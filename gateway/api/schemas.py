@@ -240,6 +240,14 @@ class BearerShown(Shape):
     secrets: list[str] = Field(description="each cut to `…` and its last 4 characters")
 
 
+class PullShown(Shape):
+    """A source's read-API settings; the token is write-only."""
+
+    base_url: str
+    org_id: str | None = Field(description="graph8: the key's organization")
+    token_set: bool
+
+
 class Source(Shape):
     """One webhook URL for one vendor, with its verification (secrets redacted)."""
 
@@ -252,6 +260,7 @@ class Source(Shape):
     verification: StandardWebhooksShown | HmacShown | LiveKitShown | BearerShown = Field(
         discriminator="scheme"
     )
+    pull: PullShown | None = Field(description="the vendor's read API, when configured (reconciliation)")
     created_at: AwareDatetime
     updated_at: AwareDatetime
 

@@ -15,6 +15,8 @@ from gateway import sources as service
 from gateway.api import schemas
 from gateway.api.common import json_response, read_model, services, tenant_principal
 from gateway.api.declare import Answer, DocumentedAs, Operation, declare, one_of
+from gateway.pull import source as pull_source
+from gateway.pull.source import PullIn
 from gateway.signing import VerificationConfig
 
 # Validated by ``gateway.sources`` (which names the failing part, ``verification.hmac.template``), shown in
@@ -30,6 +32,7 @@ class SourceIn(BaseModel):
         default=None, description="omitted or null: the vendor's default scheme with a generated secret"
     )
     enabled: bool = True
+    pull: PullIn | None = Field(default=None, description="the vendor's read API (optional): reconciliation")
 
 
 class SourcePatch(BaseModel):
@@ -37,6 +40,7 @@ class SourcePatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     verification: Verification = Field(default=None, description="the whole new verification")
     enabled: bool | None = None
+    pull: PullIn | None = Field(default=None, description="the read API's settings; null removes them")
 
 
 @declare(
@@ -54,6 +58,9 @@ async def create_source(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
     body = await read_model(request, SourceIn)
+    pull = None
+    if body.pull is not None:
+        pull = await pull_source.stored_values(body.vendor, body.pull, svc.targets, svc.crm.vault, None)
     row, generated, api_key = await service.create(
         svc.db,
         svc.adapters,
@@ -63,6 +70,7 @@ async def create_source(request: Request) -> Response:
         vendor=body.vendor,
         verification=body.verification,
         enabled=body.enabled,
+        pull=pull,
     )
     shown = render.source(row, svc.settings.base_url)
     if generated is not None:
@@ -117,6 +125,14 @@ async def patch_source(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
     body = await read_model(request, SourcePatch)
+    pull = None
+    if "pull" in body.model_fields_set:
+        current = await service.get(svc.db, tenant_id, request.path_params["source_id"])
+        pull = pull_source.CLEARED
+        if body.pull is not None:
+            pull = await pull_source.stored_values(
+                current["vendor"], body.pull, svc.targets, svc.crm.vault, current
+            )
     row = await service.modify(
         svc.db,
         svc.sources,
@@ -127,6 +143,7 @@ async def patch_source(request: Request) -> Response:
         name=body.name,
         enabled=body.enabled,
         verification=body.verification,
+        pull=pull,
     )
     return json_response(render.source(row, svc.settings.base_url))
 

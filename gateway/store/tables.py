@@ -128,6 +128,9 @@ class Source(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column("created_at", UTCDateTime, nullable=False))
     updated_at: datetime = Field(sa_column=Column("updated_at", UTCDateTime, nullable=False))
     deleted_at: datetime | None = Field(sa_column=Column("deleted_at", UTCDateTime, nullable=True))
+    # the vendor's read API (gateway.pull), optional: {base_url, org_id?}; the token encrypted (gateway.vault)
+    pull: Any = Field(sa_column=Column("pull", JSONDoc, nullable=True))
+    pull_token: str | None = Field(sa_column=Column("pull_token", Text, nullable=True))
 
 
 sources = table_of(Source)
