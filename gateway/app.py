@@ -50,6 +50,7 @@ from gateway.outbound.retry import Policy
 from gateway.outbound.sender import ProcessSender
 from gateway.outbound.ssrf import GuardedTransport, TargetPolicy
 from gateway.outbound.worker import Worker, WorkerConfig
+from gateway.pull.periodic import Reconciler
 from gateway.services import Services
 from gateway.sources import SourceCache
 from gateway.store.db import Database, Writes
@@ -156,6 +157,20 @@ def worker(
     return Worker(db, config, clock, client=client, crm=crm, writes=writes, metrics=metrics, sender=sender)
 
 
+def reconciler(settings: Settings, db: Database, writes: Writes, sealed: Vault, clock: Clock) -> Reconciler:
+    """The periodic reconciliation of the sources with read-API settings (docs/pull.md)."""
+    return Reconciler(
+        db,
+        writes,
+        reparse(settings),
+        sealed,
+        targets(settings),
+        clock,
+        interval=settings.reconcile_seconds,
+        window=settings.reconcile_window_seconds,
+    )
+
+
 def reparse(settings: Settings, adapters: Mapping[str, InboundAdapter] = ADAPTERS) -> Reparse:
     return reparser(adapters, settings.default_region)
 
@@ -182,6 +197,7 @@ def create_app(
         metrics = Metrics()
         batch_writer = writer(settings, db, metrics)
         outbox_worker: Worker | None = None
+        periodic: Reconciler | None = None
         crm: CrmRuntime | None = None
         background: list[asyncio.Task[Any]] = []
         try:
@@ -200,6 +216,9 @@ def create_app(
                 )
                 outbox_worker.start()
                 background.append(asyncio.create_task(warn_blocked_targets(db, targets(settings))))
+                if settings.reconcile_seconds:
+                    periodic = reconciler(settings, db, batch_writer, crm.vault, clock)
+                    periodic.start()
             yield {
                 "services": Services(
                     settings=settings,
@@ -221,6 +240,8 @@ def create_app(
         finally:
             for task in background:
                 task.cancel()
+            if periodic is not None:
+                await periodic.stop()
             if outbox_worker is not None:
                 await outbox_worker.stop()
             await batch_writer.stop()

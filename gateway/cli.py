@@ -417,8 +417,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         worker.start()
+        periodic = root.reconciler(settings, db, batches, crm.vault, system_clock)
+        if settings.reconcile_seconds:
+            periodic.start()
         print(f"callgate worker {worker.owner} running ({_db_label(settings)})", flush=True)
         await stop.wait()
+        await periodic.stop()
         await worker.stop()
         await batches.stop()
         await crm.client.aclose()

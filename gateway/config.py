@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     crm_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
     crm_concurrency: int = Field(default=4, ge=1, le=100)  # syncs in flight per connection, all workers
     crm_contact_cache_seconds: float = Field(default=300.0, ge=0)
+    # --- vendor read APIs (docs/pull.md) ---
+    reconcile_seconds: float = Field(
+        default=900.0, ge=0
+    )  # each source with pull settings, this often; 0: never
+    reconcile_window_seconds: float = Field(
+        default=6 * 3600, gt=0, le=30 * 86_400
+    )  # calls started this recently
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, else JSON
 

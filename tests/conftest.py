@@ -89,6 +89,7 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
         "bootstrap_tenant": False,
         "source_cache_seconds": 0,
         "log_format": "json",
+        "reconcile_seconds": 0,  # tests/pull/test_periodic.py runs it on purpose
         **overrides,
     }
     return Settings(**values)

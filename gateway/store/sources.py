@@ -39,6 +39,16 @@ async def list_for_tenant(conn: AsyncConnection, tenant_id: str) -> Sequence[Row
     return (await conn.execute(query)).mappings().all()
 
 
+async def with_pull(conn: AsyncConnection) -> Sequence[RowMapping]:
+    """Every tenant's enabled sources that have read-API settings (the periodic reconciliation)."""
+    query = (
+        select(sources)
+        .where(sources.c.pull_token.is_not(None), sources.c.enabled.is_(True), sources.c.deleted_at.is_(None))
+        .order_by(sources.c.id)
+    )
+    return (await conn.execute(query)).mappings().all()
+
+
 async def modify(conn: AsyncConnection, tenant_id: str, source_id: str, values: dict[str, Any]) -> bool:
     result = await conn.execute(
         update(sources)
