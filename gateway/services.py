@@ -16,6 +16,7 @@ from gateway.metrics import Metrics
 from gateway.outbound.crm import CrmRuntime
 from gateway.outbound.ssrf import TargetPolicy
 from gateway.outbound.worker import Worker
+from gateway.pull.recordings import PlayableLinks
 from gateway.sources import SourceCache
 from gateway.store.db import Database
 from gateway.writer import Writer
@@ -50,11 +51,13 @@ class Services:
     cursors: URLSafeSerializer
     portal: URLSafeTimedSerializer  # signs portal links (gateway.api.portal)
     console: URLSafeTimedSerializer  # signs the web console's session cookies (gateway.console.session)
+    recordings: URLSafeTimedSerializer  # signs shareable recording links (gateway.api.recordings)
     crm: CrmRuntime
     targets: TargetPolicy = field(default_factory=TargetPolicy)
     worker: Worker | None = None  # the in-process outbox worker, when serve runs one
     metrics: Metrics = field(default_factory=Metrics)
     changes: Changes = field(default_factory=Changes)
+    playable: PlayableLinks = field(default_factory=PlayableLinks)  # fresh vendor recording links, in memory
 
     def wake_worker(self) -> None:
         """After a commit that enqueued deliveries: the in-process worker claims them at once."""

@@ -336,7 +336,7 @@ def _answer(answer: Answer, components: Components) -> dict[str, Any]:
     for name, text in answer.headers.items():
         headers[name] = {"description": text, "schema": {"type": "string"}}
     out: dict[str, Any] = {"description": answer.description, "headers": headers}
-    if answer.status == 204:
+    if answer.status == 204 or 300 <= answer.status < 400:  # no body (a redirect: its Location header)
         return out
     if answer.model is not None:
         media: dict[str, Any] = {"schema": components.ref(answer.model, "serialization")}

@@ -471,6 +471,11 @@ class Replayed(Shape):
 # --- portal links -------------------------------------------------------------------------------------
 
 
+class RecordingLink(Shape):
+    url: str = Field(description="`…/recordings/<token>`: the link is the credential")
+    expires_at: AwareDatetime
+
+
 class PortalLink(Shape):
     url: str = Field(description="`…/portal/<token>`: the link is the credential")
     expires_at: AwareDatetime

@@ -315,7 +315,7 @@ def test_the_document_covers_every_route_and_method(live: Live) -> None:
         for method, operation in item.items():
             assert operation["summary"], (method, path)
             assert operation["tags"], (method, path)
-            assert any(s.startswith("2") for s in operation["responses"]), (method, path)
+            assert any(s[0] in "23" for s in operation["responses"]), (method, path)  # success, redirect
             named = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert set(re.findall(r"{(\w+)}", path)) == named, (method, path)
     ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]

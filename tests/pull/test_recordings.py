@@ -1,0 +1,93 @@
+"""Recordings that still play: a callsv1 call's recording through ``GET /v1/calls/{id}/recording`` and a
+shareable ``/recordings/<token>`` link, against the callsv1 double whose signed audio links die after 15
+minutes: after the vendor's link expired, the gateway's link still plays (a fresh one is signed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Gateway, make_settings, start_gateway
+from tests.doubles.vendors import Swappable
+from tests.doubles.vendors.callsv1 import State, app
+from tests.helpers import FakeClock, source_headers
+from tests.pull.converge import fixture, fixture_json
+
+CALL = 88123  # the callsv1 fixture call
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()  # the gateway's and the double's: links expire on it
+
+
+@pytest.fixture
+def double(server: tuple[Swappable, str], clock: FakeClock) -> Iterator[tuple[State, str]]:
+    swappable, url = server
+    state = State(clock=clock)
+    state.add_call(
+        CALL, **{k: v for k, v in fixture_json("callsv1", "call_ended")["call"].items() if k != "call_id"}
+    )
+    state.set_audio(CALL, b"ID3 the recording")
+    swappable.current = app(state)
+    yield state, url
+    swappable.current = None
+
+
+@pytest.fixture
+def live(db_url: str, clock: FakeClock) -> Iterator[Gateway]:
+    settings = make_settings(db_url, allowed_target_cidrs=["127.0.0.0/8"])
+    yield from start_gateway(settings, clock=clock)
+
+
+def location(live: Gateway, path: str, **headers: str) -> Any:
+    return live.client.get(path, headers=headers, follow_redirects=False)
+
+
+def test_a_recording_keeps_playing_after_the_vendors_link_expired(
+    live: Gateway, double: tuple[State, str], clock: FakeClock
+) -> None:
+    _, url = double
+    source = live.create_source("callsv1", pull={"base_url": url, "token": "c1-test-token"})
+    body = fixture("callsv1", "call_ended")
+    assert live.post_hook(source, body, source_headers(source, body)).status_code == 202
+    (call,) = live.calls()
+    path = f"/v1/calls/{call['id']}/recording"
+
+    first = location(live, path, **live.headers)
+    assert first.status_code == 302, first.text
+    assert first.headers["referrer-policy"] == "no-referrer"
+    vendor_link = first.headers["location"]
+    assert httpx.get(vendor_link).content == b"ID3 the recording"
+    assert location(live, path, **live.headers).headers["location"] == vendor_link  # still fresh: kept
+
+    made = live.client.post(f"/v1/calls/{call['id']}/recording-link", json={}, headers=live.headers)
+    assert made.status_code == 201, made.text
+    shared = made.json()["url"].removeprefix("http://testserver")
+
+    clock.advance(16 * 60)  # the vendor's link is dead now
+    assert httpx.get(vendor_link).status_code == 403
+    again = location(live, shared)  # no API key: the token is the credential
+    assert again.status_code == 302, again.text
+    assert again.headers["location"] != vendor_link
+    assert httpx.get(again.headers["location"]).content == b"ID3 the recording"
+
+    assert location(live, shared[:-2] + "xx").status_code == 401  # altered
+    assert location(live, path).status_code == 401  # the API route wants a key
+
+
+def test_no_playable_recording_is_a_404(live: Gateway, double: tuple[State, str]) -> None:
+    source = live.create_source(
+        "callsv1"
+    )  # no read-API settings, and the webhook's recording is a gs:// path
+    body = fixture("callsv1", "call_ended")
+    assert live.post_hook(source, body, source_headers(source, body)).status_code == 202
+    (call,) = live.calls()
+    answer = location(live, f"/v1/calls/{call['id']}/recording", **live.headers)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found"
+    other = location(live, "/v1/calls/call_nope/recording", **live.headers)
+    assert other.status_code == 404
