@@ -51,6 +51,7 @@ from gateway.outbound.retry import Policy
 from gateway.outbound.sender import ProcessSender
 from gateway.outbound.ssrf import GuardedTransport, TargetPolicy
 from gateway.outbound.worker import Worker, WorkerConfig
+from gateway.pull.hydrate import Hydrator
 from gateway.pull.periodic import Reconciler
 from gateway.services import Services
 from gateway.sources import SourceCache
@@ -172,6 +173,13 @@ def reconciler(settings: Settings, db: Database, writes: Writes, sealed: Vault, 
     )
 
 
+def hydrator(settings: Settings, db: Database, writes: Writes, sealed: Vault, clock: Clock) -> Hydrator:
+    """The pulls of the parts finished calls still lack (docs/pull.md)."""
+    return Hydrator(
+        db, writes, reparse(settings), sealed, targets(settings), clock, poll=settings.hydrate_poll_seconds
+    )
+
+
 def reparse(settings: Settings, adapters: Mapping[str, InboundAdapter] = ADAPTERS) -> Reparse:
     return reparser(adapters, settings.default_region)
 
@@ -199,6 +207,7 @@ def create_app(
         batch_writer = writer(settings, db, metrics)
         outbox_worker: Worker | None = None
         periodic: Reconciler | None = None
+        hydration: Hydrator | None = None
         crm: CrmRuntime | None = None
         background: list[asyncio.Task[Any]] = []
         try:
@@ -220,6 +229,9 @@ def create_app(
                 if settings.reconcile_seconds:
                     periodic = reconciler(settings, db, batch_writer, crm.vault, clock)
                     periodic.start()
+                if settings.hydrate_poll_seconds:
+                    hydration = hydrator(settings, db, batch_writer, crm.vault, clock)
+                    hydration.start()
             yield {
                 "services": Services(
                     settings=settings,
@@ -244,6 +256,8 @@ def create_app(
                 task.cancel()
             if periodic is not None:
                 await periodic.stop()
+            if hydration is not None:
+                await hydration.stop()
             if outbox_worker is not None:
                 await outbox_worker.stop()
             await batch_writer.stop()

@@ -420,9 +420,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         periodic = root.reconciler(settings, db, batches, crm.vault, system_clock)
         if settings.reconcile_seconds:
             periodic.start()
+        hydration = root.hydrator(settings, db, batches, crm.vault, system_clock)
+        if settings.hydrate_poll_seconds:
+            hydration.start()
         print(f"callgate worker {worker.owner} running ({_db_label(settings)})", flush=True)
         await stop.wait()
         await periodic.stop()
+        await hydration.stop()
         await worker.stop()
         await batches.stop()
         await crm.client.aclose()

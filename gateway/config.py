@@ -62,12 +62,10 @@ class Settings(BaseSettings):
     crm_concurrency: int = Field(default=4, ge=1, le=100)  # syncs in flight per connection, all workers
     crm_contact_cache_seconds: float = Field(default=300.0, ge=0)
     # --- vendor read APIs (docs/pull.md) ---
-    reconcile_seconds: float = Field(
-        default=900.0, ge=0
-    )  # each source with pull settings, this often; 0: never
-    reconcile_window_seconds: float = Field(
-        default=6 * 3600, gt=0, le=30 * 86_400
-    )  # calls started this recently
+    # each source with pull settings is reconciled this often (0: never), over calls started this recently
+    reconcile_seconds: float = Field(default=900.0, ge=0)
+    reconcile_window_seconds: float = Field(default=6 * 3600, gt=0, le=30 * 86_400)
+    hydrate_poll_seconds: float = Field(default=5.0, ge=0)  # due pulls of finished calls; 0: never
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, else JSON
 

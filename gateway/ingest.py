@@ -22,6 +22,7 @@ from gateway.inbound import Headers, InboundAdapter, ParsedEvent, Reparse
 from gateway.model import CallState, CallUpdate, MergeResult, Stamp, format_ts, merge
 from gateway.outbox import Dispatch, enqueue_change
 from gateway.phones import normalize
+from gateway.pull.parts import schedule as schedule_pulls
 from gateway.store import calls as call_store
 from gateway.store import events as event_store
 
@@ -39,6 +40,7 @@ class IngestJob:
     body: bytes
     received_at: datetime
     dispatch: Dispatch | None = None  # the in-process worker takes the fresh deliveries it can send now
+    pull_parts: tuple[str, ...] = ()  # what the source's read API can fill in later (gateway.pull.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +287,9 @@ def apply_update(
     call_id = base["id"]
     event = (parsed.event_type, parsed.occurred_at)
     record_change(conn, base, raw_id, event, result, version, now, job.dispatch)
+    if job.pull_parts:  # a call that completed without its transcript, grade...: pulled later
+        completed_now = "status" in result.changed and result.state.data.get("status") == "completed"
+        schedule_pulls(conn, base, result.state.data, completed_now, job.pull_parts, now)
     changes = [change_of(call_id, version, result)]
     for alias in new_aliases:
         if call_store.insert_alias(conn, job.tenant_id, job.vendor, alias, call_id):

@@ -21,6 +21,7 @@ from gateway.clock import Clock
 from gateway.errors import NotFound, ValidationFailed, found
 from gateway.ids import new_id
 from gateway.inbound import Headers, InboundAdapter
+from gateway.pull.parts import parts_for
 from gateway.signing import VerificationConfig, generate, scheme_for, verification_adapter
 from gateway.store import sources as store
 from gateway.store import tenants as tenant_store
@@ -149,6 +150,7 @@ class ActiveSource:
     enabled: bool
     adapter: InboundAdapter
     verify: Callable[[bytes, Headers], None]
+    pull_parts: tuple[str, ...] = ()  # the parts its read API fills in after a call (gateway.pull.parts)
 
 
 class SourceCache:
@@ -192,6 +194,7 @@ class SourceCache:
             enabled=bool(row["enabled"]),
             adapter=adapter,
             verify=scheme_for(config, self._clock).verify,
+            pull_parts=parts_for(row),
         )
 
 

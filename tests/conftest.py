@@ -90,6 +90,7 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
         "source_cache_seconds": 0,
         "log_format": "json",
         "reconcile_seconds": 0,  # tests/pull/test_periodic.py runs it on purpose
+        "hydrate_poll_seconds": 0,  # tests/pull/test_hydrate.py runs it on purpose
         **overrides,
     }
     return Settings(**values)

@@ -126,6 +126,7 @@ async def _receive(request: Request) -> Response:
         body=body,
         received_at=received_at,
         dispatch=svc.worker.offer() if svc.worker is not None else None,
+        pull_parts=source.pull_parts,
     )
 
     def work(conn: Connection) -> IngestResult:

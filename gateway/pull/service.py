@@ -20,9 +20,10 @@ import structlog
 
 from gateway.errors import ValidationFailed, VendorRetryLater
 from gateway.inbound import Reparse
-from gateway.ingest import IngestJob, apply_event
+from gateway.ingest import IngestJob, IngestResult, apply_event
 from gateway.pull import callsv1, graph8, voiceapi, voicecalls
 from gateway.pull.base import PulledEvent, Reconciled, Window, retry_delay
+from gateway.pull.parts import parts_for
 from gateway.pull.source import RECONCILABLE, credentials
 from gateway.store.db import Writes
 from gateway.vault import Vault
@@ -120,6 +121,28 @@ async def _page(
     raise AssertionError("unreachable")
 
 
+async def apply_pulled(
+    writes: Writes, reparse: Reparse, source: Mapping[Any, Any], event: PulledEvent, now: datetime
+) -> IngestResult | None:
+    """One pulled event through the ingest unit of work, as a webhook of ``source``; None when the adapter
+    cannot read it (a contract change: logged)."""
+    parsed = reparse(event.vendor, {}, event.body)
+    if not parsed.known:
+        log.warning("pulled_event_unreadable", vendor=event.vendor, event_type=parsed.event_type)
+        return None
+    job = IngestJob(
+        source["tenant_id"],
+        source["id"],
+        event.vendor,
+        parsed,
+        {},
+        event.body,
+        now,
+        pull_parts=parts_for(source),
+    )
+    return await writes.run_write(lambda conn: apply_event(conn, job, now, reparse))
+
+
 async def _apply(
     writes: Writes,
     reparse: Reparse,
@@ -129,13 +152,10 @@ async def _apply(
     report: Report,
 ) -> None:
     report.listed += 1
-    parsed = reparse(event.vendor, {}, event.body)
-    if not parsed.known:
+    result = await apply_pulled(writes, reparse, source, event, now)
+    if result is None:
         report.unreadable += 1
-        log.warning("pulled_event_unreadable", vendor=event.vendor, event_type=parsed.event_type)
         return
-    job = IngestJob(source["tenant_id"], source["id"], event.vendor, parsed, {}, event.body, now)
-    result = await writes.run_write(lambda conn: apply_event(conn, job, now, reparse))
     if result.duplicate:
         report.duplicates += 1
         return

@@ -241,6 +241,28 @@ class Quarantined(SQLModel, table=True):
 
 quarantine = table_of(Quarantined)
 
+
+# Parts of a finished call to fetch from its vendor's read API (gateway.pull.hydrate): pending until applied,
+# or until the vendor says there is none (done), retried with the vendor's back-off, dead after too many.
+class Pull(SQLModel, table=True):
+    __tablename__ = "pulls"
+    __table_args__ = (UniqueConstraint("call_id", "part"), Index(None, "status", "next_attempt_at"))
+    id: str = Field(sa_column=Column("id", ID, primary_key=True))
+    tenant_id: str = Field(sa_column=Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False))
+    source_id: str = Field(sa_column=Column("source_id", ID, ForeignKey("sources.id"), nullable=False))
+    call_id: str = Field(sa_column=Column("call_id", ID, ForeignKey("calls.id"), nullable=False))
+    part: str = Field(sa_column=Column("part", String(20), nullable=False))  # transcript | grade | survey
+    status: str = Field(sa_column=Column("status", String(20), nullable=False))  # pending | done | dead
+    attempts: int = Field(sa_column=Column("attempts", Integer, nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column("next_attempt_at", UTCDateTime, nullable=False))
+    lease_until: datetime | None = Field(sa_column=Column("lease_until", UTCDateTime, nullable=True))
+    last_error: str | None = Field(sa_column=Column("last_error", String(500), nullable=True))
+    created_at: datetime = Field(sa_column=Column("created_at", UTCDateTime, nullable=False))
+    updated_at: datetime = Field(sa_column=Column("updated_at", UTCDateTime, nullable=False))
+
+
+pulls = table_of(Pull)
+
 # --- CRM connections and where each call lives in each CRM -------------------------------------------
 
 
