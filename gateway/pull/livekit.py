@@ -36,7 +36,7 @@ from livekit.protocol.room import (
 )
 
 from gateway.errors import VendorError
-from gateway.pull.base import JSONObject, Missing, Part, PulledEvent, pulled
+from gateway.pull.base import JSONObject, Missing, Part, PulledEvent, Reconciled, Window, pulled
 from gateway.pull.http import Policy, outcome, send, vendor_error
 
 VENDOR = "livekit"
@@ -150,6 +150,27 @@ async def pull(
         return gone
     events = (participant_event(found, p, observed_at=observed_at) for p in people)
     return [event for event in events if event is not None]
+
+
+async def reconcile(
+    http: httpx.AsyncClient,
+    creds: LiveKitCredentials,
+    window: Window,
+    cursor: str | None,
+    observed_at: datetime,
+) -> Reconciled:
+    """The SIP participants of every active room as snapshots: calls whose webhooks never came. RoomService
+    lists only the rooms open now (``window`` cannot reach back); rooms that ended while the webhooks were
+    lost are found from the stored calls instead (``pull`` per open call: ``room_finished``)."""
+    events: list[PulledEvent] = []
+    for found in await list_rooms(http, creds):
+        people = await participants(http, creds, str(found.get("name", "")))
+        if isinstance(people, Missing):
+            continue
+        events += [
+            e for p in people if (e := participant_event(found, p, observed_at=observed_at)) is not None
+        ]
+    return Reconciled(tuple(events), None)
 
 
 def _json(message: Any) -> JSONObject:

@@ -17,15 +17,18 @@ from typing import Any, Protocol
 
 import httpx
 import structlog
+from sqlalchemy import select
 
 from gateway.errors import ValidationFailed, VendorRetryLater
 from gateway.inbound import Reparse
 from gateway.ingest import IngestJob, IngestResult, apply_event
-from gateway.pull import callsv1, graph8, voiceapi, voicecalls
+from gateway.model import TERMINAL
+from gateway.pull import callsv1, graph8, livekit, voiceapi, voicecalls
 from gateway.pull.base import PulledEvent, Reconciled, Window, retry_delay
 from gateway.pull.parts import parts_for
 from gateway.pull.source import RECONCILABLE, credentials
 from gateway.store.db import Writes
+from gateway.store.tables import calls
 from gateway.vault import Vault
 
 log = structlog.get_logger("callgate.pull")
@@ -45,7 +48,9 @@ READERS: Mapping[str, _Reconcile] = {
     "voiceapi": voiceapi.reconcile,
     "callsv1": callsv1.reconcile,
     "voicecalls": voicecalls.reconcile,
+    "livekit": livekit.reconcile,
 }
+OPEN_CALLS = 1_000  # LiveKit: the open calls whose rooms one run checks
 assert set(READERS) == set(RECONCILABLE)
 
 
@@ -64,6 +69,7 @@ class Report:
     calls_changed: int = 0
     unchanged: int = 0  # stored, but the calls already were as the vendor shows them
     unreadable: int = 0  # an event the adapter could not read (a contract change: logged)
+    rooms_checked: int = 0  # LiveKit: open calls whose room was looked up (gone: the call ends)
     calls: list[str] = field(default_factory=list)  # the calls created or changed
 
     def as_json(self) -> dict[str, Any]:
@@ -96,8 +102,42 @@ async def reconcile_source(
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
+    if isinstance(creds, livekit.LiveKitCredentials):
+        await _finish_gone_rooms(writes, reparse, http, creds, source, clock, report)
     log.info("reconciled", **{k: v for k, v in report.as_json().items() if k != "calls"})
     return report
+
+
+async def _finish_gone_rooms(
+    writes: Writes,
+    reparse: Reparse,
+    http: httpx.AsyncClient,
+    creds: livekit.LiveKitCredentials,
+    source: Mapping[Any, Any],
+    clock: Callable[[], datetime],
+    report: Report,
+) -> None:
+    """RoomService lists only open rooms: a stored call still open whose room is gone (or replaced) missed
+    its ``room_finished`` webhook, and gets it from ``livekit.pull``."""
+    query = (
+        select(calls.c.data)
+        .where(
+            calls.c.tenant_id == source["tenant_id"],
+            calls.c.source_id == source["id"],
+            calls.c.status.is_not(None),
+            calls.c.status.not_in([str(s) for s in TERMINAL]),
+        )
+        .limit(OPEN_CALLS)
+    )
+    open_calls = await writes.run_write(lambda conn: [row[0] for row in conn.execute(query).all()])
+    for data in open_calls:
+        extra = (data or {}).get("vendor_extra") or {}
+        name, sid = extra.get("livekit_room_name"), extra.get("livekit_room_sid")
+        if not isinstance(name, str) or not isinstance(sid, str):
+            continue
+        report.rooms_checked += 1
+        for event in await livekit.pull(http, creds, name, sid, clock()):
+            await _apply(writes, reparse, source, event, clock(), report)
 
 
 async def _page(

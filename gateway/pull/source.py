@@ -13,16 +13,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import null
 
 from gateway.errors import ValidationFailed
 from gateway.outbound.ssrf import TargetPolicy, check_target
 from gateway.pull.base import Credentials
 from gateway.pull.graph8 import Graph8Credentials
+from gateway.pull.livekit import LiveKitCredentials
 from gateway.vault import Vault
 
 # the vendors whose read API callgate can list calls from (gateway.pull.<vendor>.reconcile); the
-# qualifier publishes none, and LiveKit's lists only the rooms that are open now
-RECONCILABLE = ("graph8", "voiceapi", "callsv1", "voicecalls")
+# qualifier publishes none. LiveKit's signs its requests with the source's own API key pair: no token
+RECONCILABLE = ("graph8", "voiceapi", "callsv1", "voicecalls", "livekit")
 
 
 class PullIn(BaseModel):
@@ -58,6 +60,12 @@ async def stored_values(
         raise ValidationFailed("graph8's API needs the key's organization id", field="pull.org_id")
     if vendor != "graph8" and given.org_id is not None:
         raise ValidationFailed("only graph8 takes an organization id", field="pull.org_id")
+    if vendor == "livekit":
+        if given.token is not None:
+            raise ValidationFailed(
+                "LiveKit's API is called with the source's own API key", field="pull.token"
+            )
+        return {"pull": {"base_url": given.base_url, "org_id": None}, "pull_token": None}
     token = current.get("pull_token") if given.token is None and current is not None else None
     if given.token is None and token is None:
         raise ValidationFailed("an API token is required", field="pull.token")
@@ -67,13 +75,23 @@ async def stored_values(
     }
 
 
-CLEARED: dict[str, Any] = {"pull": None, "pull_token": None}
+CLEARED: dict[str, Any] = {"pull": null(), "pull_token": None}  # SQL NULL, not JSON's null
 
 
-def credentials(row: Mapping[Any, Any], vault: Vault) -> Credentials | Graph8Credentials | None:
+def credentials(
+    row: Mapping[Any, Any], vault: Vault
+) -> Credentials | Graph8Credentials | LiveKitCredentials | None:
     """The client credentials of a source, or None when it has no pull settings."""
     pull = row.get("pull")
-    if not pull or row.get("pull_token") is None:
+    if not pull:
+        return None
+    if row["vendor"] == "livekit":  # the source's own key pair (its webhooks' verification) signs the calls
+        keys = (row["verification"] or {}).get("keys") or {}
+        if not keys:
+            return None
+        api_key = sorted(keys)[0]
+        return LiveKitCredentials(pull["base_url"], api_key, keys[api_key])
+    if row.get("pull_token") is None:
         return None
     token = str(vault.open(row["pull_token"])["token"])
     if row["vendor"] == "graph8":

@@ -43,7 +43,7 @@ async def with_pull(conn: AsyncConnection) -> Sequence[RowMapping]:
     """Every tenant's enabled sources that have read-API settings (the periodic reconciliation)."""
     query = (
         select(sources)
-        .where(sources.c.pull_token.is_not(None), sources.c.enabled.is_(True), sources.c.deleted_at.is_(None))
+        .where(sources.c.pull.is_not(None), sources.c.enabled.is_(True), sources.c.deleted_at.is_(None))
         .order_by(sources.c.id)
     )
     return (await conn.execute(query)).mappings().all()

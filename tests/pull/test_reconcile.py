@@ -222,3 +222,55 @@ def test_callgate_reconcile_recovers_a_call_whose_webhooks_were_never_sent(
     )
     assert "2 listed (1 page(s)): 0 created, 0 caught up, 2 already so" in human.stdout
     assert "g8-test-key" not in human.stdout + human.stderr + done.stdout.decode() + done.stderr.decode()
+
+
+# --- LiveKit: the rooms open now, and the stored calls whose rooms ended unannounced -----------------------
+
+
+async def test_livekit_reconcile_finds_unannounced_rooms_and_ends_calls_whose_room_is_gone(
+    db: Database, server: tuple[Swappable, str]
+) -> None:
+    from tests.doubles.vendors import livekit as lk_double
+    from tests.pull.converge import fixture
+    from tests.pull.test_livekit import AFTER, KEY, SECRET, seed_fixture_room
+
+    swappable, url = server
+    state = lk_double.State()
+    swappable.current = lk_double.app(state)
+    try:
+        name, _ = seed_fixture_room(state)
+        vault = Vault(Vault.new_key())
+        tenant, source_id = await new_source(db, "livekit")
+        pull = await stored_values("livekit", PullIn(base_url=url), LOOPBACK, vault, None)
+        keys = {"verification": {"scheme": "livekit", "keys": {KEY: SECRET}, "leeway_seconds": 60}}
+        async with db.writing() as conn:
+            await source_store.modify(conn, tenant, source_id, {**pull, **keys})
+            source = dict(await source_store.get(conn, tenant, source_id) or {})
+        # what the two webhooks make, in another tenant
+        full_tenant, full_source = await new_source(db, "livekit")
+        for name_ in ("participant_joined_sip_inbound", "room_finished"):
+            await ingest(db, full_tenant, full_source, "livekit", fixture("livekit", name_), AFTER)
+
+        async with httpx.AsyncClient(timeout=5) as http:
+            first = await reconcile_source(db, REPARSE, vault, http, source, DAY, lambda: AFTER)
+            # one SIP participant (the agent carries no call); its call, open, is looked up again: a duplicate
+            assert (first.calls_created, first.duplicates, first.rooms_checked) == (1, 1, 1)
+            state.finish_room(name)  # the room ends; its webhook is lost
+            second = await reconcile_source(db, REPARSE, vault, http, source, DAY, lambda: AFTER)
+        assert (second.rooms_checked, second.calls_changed) == (1, 1)
+        assert await call_data(db, tenant) == await call_data(db, full_tenant)
+        assert (await call_data(db, tenant))["SCL_example"]["status"] == "completed"
+    finally:
+        swappable.current = None
+
+
+async def test_livekit_pull_settings_take_no_token(db: Database) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        await stored_values(
+            "livekit",
+            PullIn(base_url="http://127.0.0.1:7880", token="x"),
+            LOOPBACK,
+            Vault(Vault.new_key()),
+            None,
+        )
+    assert refused.value.field == "pull.token"
