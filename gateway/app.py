@@ -53,6 +53,8 @@ from gateway.outbound.ssrf import GuardedTransport, TargetPolicy
 from gateway.outbound.worker import Worker, WorkerConfig
 from gateway.pull.hydrate import Hydrator
 from gateway.pull.periodic import Reconciler
+from gateway.pull.recordings import SALT as RECORDING_SALT
+from gateway.pull.recordings import RecordingLinks
 from gateway.services import Services
 from gateway.sources import SourceCache
 from gateway.store.db import Database, Writes
@@ -130,14 +132,25 @@ def vault(settings: Settings, secret: str) -> Vault:
     return Vault(settings.credentials_key) if settings.credentials_key else Vault.from_secret(secret)
 
 
-def crm_runtime(settings: Settings, sealed: Vault, client: httpx.AsyncClient | None = None) -> CrmRuntime:
+def recording_links(settings: Settings, secret: str) -> RecordingLinks:
+    """The gateway's recording links (``/recordings/<token>``), as relayed to subscribers and CRMs."""
+    serializer = URLSafeTimedSerializer(secret, salt=RECORDING_SALT)
+    return RecordingLinks(serializer, settings.base_url, settings.recording_link_seconds)
+
+
+def crm_runtime(
+    settings: Settings,
+    sealed: Vault,
+    client: httpx.AsyncClient | None = None,
+    links: RecordingLinks | None = None,
+) -> CrmRuntime:
     """The CRM kinds, the key, and one HTTP client whose every request is checked against the SSRF policy."""
     client = client or httpx.AsyncClient(
         transport=GuardedTransport(targets(settings)),
         timeout=settings.crm_timeout_seconds,
         follow_redirects=False,
     )
-    return CrmRuntime(CONNECTORS, sealed, client, contact_ttl=settings.crm_contact_cache_seconds)
+    return CrmRuntime(CONNECTORS, sealed, client, contact_ttl=settings.crm_contact_cache_seconds, links=links)
 
 
 def worker(
@@ -159,7 +172,14 @@ def worker(
     return Worker(db, config, clock, client=client, crm=crm, writes=writes, metrics=metrics, sender=sender)
 
 
-def reconciler(settings: Settings, db: Database, writes: Writes, sealed: Vault, clock: Clock) -> Reconciler:
+def reconciler(
+    settings: Settings,
+    db: Database,
+    writes: Writes,
+    sealed: Vault,
+    clock: Clock,
+    links: RecordingLinks | None,
+) -> Reconciler:
     """The periodic reconciliation of the sources with read-API settings (docs/pull.md)."""
     return Reconciler(
         db,
@@ -170,13 +190,28 @@ def reconciler(settings: Settings, db: Database, writes: Writes, sealed: Vault, 
         clock,
         interval=settings.reconcile_seconds,
         window=settings.reconcile_window_seconds,
+        links=links,
     )
 
 
-def hydrator(settings: Settings, db: Database, writes: Writes, sealed: Vault, clock: Clock) -> Hydrator:
+def hydrator(
+    settings: Settings,
+    db: Database,
+    writes: Writes,
+    sealed: Vault,
+    clock: Clock,
+    links: RecordingLinks | None,
+) -> Hydrator:
     """The pulls of the parts finished calls still lack (docs/pull.md)."""
     return Hydrator(
-        db, writes, reparse(settings), sealed, targets(settings), clock, poll=settings.hydrate_poll_seconds
+        db,
+        writes,
+        reparse(settings),
+        sealed,
+        targets(settings),
+        clock,
+        poll=settings.hydrate_poll_seconds,
+        links=links,
     )
 
 
@@ -218,7 +253,8 @@ def create_app(
                 elif created is None and on_existing is not None:
                     on_existing(await auth.list_tenants(db))
             secret = await auth.secret_key(db, settings.secret_key)
-            crm = crm_runtime(settings, vault(settings, secret))
+            links = recording_links(settings, secret)
+            crm = crm_runtime(settings, vault(settings, secret), links=links)
             batch_writer.start()
             if settings.worker:
                 outbox_worker = worker(
@@ -227,10 +263,10 @@ def create_app(
                 outbox_worker.start()
                 background.append(asyncio.create_task(warn_blocked_targets(db, targets(settings))))
                 if settings.reconcile_seconds:
-                    periodic = reconciler(settings, db, batch_writer, crm.vault, clock)
+                    periodic = reconciler(settings, db, batch_writer, crm.vault, clock, links)
                     periodic.start()
                 if settings.hydrate_poll_seconds:
-                    hydration = hydrator(settings, db, batch_writer, crm.vault, clock)
+                    hydration = hydrator(settings, db, batch_writer, crm.vault, clock, links)
                     hydration.start()
             yield {
                 "services": Services(
@@ -244,7 +280,8 @@ def create_app(
                     cursors=URLSafeSerializer(secret, salt="callgate.cursor"),
                     portal=URLSafeTimedSerializer(secret, salt="callgate.portal"),
                     console=URLSafeTimedSerializer(secret, salt="callgate.console"),
-                    recordings=URLSafeTimedSerializer(secret, salt="callgate.recording"),
+                    recordings=links.serializer,
+                    recording_links=links,
                     crm=crm,
                     targets=targets(settings),
                     worker=outbox_worker,

@@ -249,11 +249,13 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     async def work(db: Database) -> dict[str, Any]:
         async with db.reading() as conn:
             source = found(await source_store.get_active(conn, args.source), "source")
-        vault = root.vault(settings, await auth.secret_key(db, settings.secret_key))
+        secret = await auth.secret_key(db, settings.secret_key)
+        vault, links = root.vault(settings, secret), root.recording_links(settings, secret)
         transport = GuardedTransport(root.targets(settings))  # the vendor's host is checked on every request
         async with httpx.AsyncClient(transport=transport, timeout=30, follow_redirects=False) as http:
+            window = Window(since, until)
             report = await reconcile_source(
-                db, reparse, vault, http, source, Window(since, until), system_clock
+                db, reparse, vault, http, source, window, system_clock, links=links
             )
         return report.as_json()
 
@@ -417,10 +419,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         worker.start()
-        periodic = root.reconciler(settings, db, batches, crm.vault, system_clock)
+        periodic = root.reconciler(settings, db, batches, crm.vault, system_clock, crm.links)
         if settings.reconcile_seconds:
             periodic.start()
-        hydration = root.hydrator(settings, db, batches, crm.vault, system_clock)
+        hydration = root.hydrator(settings, db, batches, crm.vault, system_clock, crm.links)
         if settings.hydrate_poll_seconds:
             hydration.start()
         print(f"callgate worker {worker.owner} running ({_db_label(settings)})", flush=True)
@@ -514,7 +516,8 @@ def cmd_deliveries_retry(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _crm(db: Database, settings: Settings) -> CrmRuntime:
     secret = await auth.secret_key(db, settings.secret_key)
-    return root.crm_runtime(settings, root.vault(settings, secret))
+    links = root.recording_links(settings, secret)
+    return root.crm_runtime(settings, root.vault(settings, secret), links=links)
 
 
 def cmd_connections_create(args: argparse.Namespace, settings: Settings) -> int:

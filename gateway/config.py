@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(default=900.0, ge=0)
     reconcile_window_seconds: float = Field(default=6 * 3600, gt=0, le=30 * 86_400)
     hydrate_poll_seconds: float = Field(default=5.0, ge=0)  # due pulls of finished calls; 0: never
+    # the gateway's recording links in relayed calls (gateway.pull.recordings): their lifetime
+    recording_link_seconds: int = Field(default=30 * 86_400, ge=60, le=90 * 86_400)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, else JSON
 

@@ -23,6 +23,7 @@ from gateway.model import CallState, CallUpdate, MergeResult, Stamp, format_ts, 
 from gateway.outbox import Dispatch, enqueue_change
 from gateway.phones import normalize
 from gateway.pull.parts import schedule as schedule_pulls
+from gateway.pull.recordings import RecordingLinks
 from gateway.store import calls as call_store
 from gateway.store import events as event_store
 
@@ -41,6 +42,7 @@ class IngestJob:
     received_at: datetime
     dispatch: Dispatch | None = None  # the in-process worker takes the fresh deliveries it can send now
     pull_parts: tuple[str, ...] = ()  # what the source's read API can fill in later (gateway.pull.parts)
+    links: RecordingLinks | None = None  # relayed recordings as the gateway's own links
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +288,7 @@ def apply_update(
             call_store.update_call(conn, base["id"], result.state, version, now)
     call_id = base["id"]
     event = (parsed.event_type, parsed.occurred_at)
-    record_change(conn, base, raw_id, event, result, version, now, job.dispatch)
+    record_change(conn, base, raw_id, event, result, version, now, job.dispatch, job.links)
     if job.pull_parts:  # a call that completed without its transcript, grade...: pulled later
         completed_now = "status" in result.changed and result.state.data.get("status") == "completed"
         schedule_pulls(conn, base, result.state.data, completed_now, job.pull_parts, now)
@@ -321,6 +323,7 @@ def record_change(
     version: int,
     now: datetime,
     dispatch: Dispatch | None = None,
+    links: RecordingLinks | None = None,
 ) -> None:
     """The timeline row of one applied event (``event`` is the vendor's type and time), and the outbox
     rows of the change, in the caller's transaction. ``base`` is the call's identity (``IDENTITY``)."""
@@ -341,7 +344,7 @@ def record_change(
     }
     call_store.insert_call_event(conn, values)
     if result.changed:
-        enqueue_change(conn, base, result, version, now, dispatch)
+        enqueue_change(conn, base, result, version, now, dispatch, links)
 
 
 def change_of(call_id: str, version: int, result: MergeResult) -> CallChange:

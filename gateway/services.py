@@ -16,7 +16,7 @@ from gateway.metrics import Metrics
 from gateway.outbound.crm import CrmRuntime
 from gateway.outbound.ssrf import TargetPolicy
 from gateway.outbound.worker import Worker
-from gateway.pull.recordings import PlayableLinks
+from gateway.pull.recordings import PlayableLinks, RecordingLinks
 from gateway.sources import SourceCache
 from gateway.store.db import Database
 from gateway.writer import Writer
@@ -58,6 +58,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     changes: Changes = field(default_factory=Changes)
     playable: PlayableLinks = field(default_factory=PlayableLinks)  # fresh vendor recording links, in memory
+    recording_links: RecordingLinks | None = None  # the gateway's own, in what is relayed
 
     def wake_worker(self) -> None:
         """After a commit that enqueued deliveries: the in-process worker claims them at once."""

@@ -127,6 +127,7 @@ async def _receive(request: Request) -> Response:
         received_at=received_at,
         dispatch=svc.worker.offer() if svc.worker is not None else None,
         pull_parts=source.pull_parts,
+        links=svc.recording_links,
     )
 
     def work(conn: Connection) -> IngestResult:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from gateway.connectors import (
     SyncedRecord,
 )
 from gateway.outbound.retry import Outcome, Policy
+from gateway.pull.recordings import RecordingLinks
 from gateway.store.db import Database, Writes
 from gateway.vault import Vault, VaultError
 
@@ -46,6 +47,7 @@ class CrmRuntime:
     contact_ttl: float = 300.0
     _connectors: dict[str, tuple[datetime, Connector]] = field(default_factory=dict)
     _contacts: dict[str, ContactCache] = field(default_factory=dict)
+    links: RecordingLinks | None = None  # the call's recording as the gateway's own link (not the vendor's)
 
     def connector(self, connection: Mapping[Any, Any]) -> Connector:
         """The connection's connector, rebuilt when the connection was changed (credentials, options)."""
@@ -78,6 +80,8 @@ async def run_sync(
     """One sync of one row; returns the verdict (``done``, ``retry`` …), or ``unrecorded`` when its result
     could not be written (the lease expires and the sync runs again)."""
     context = await outbox.sync_context(db, row)
+    if context is not None and crm.links is not None:
+        context = replace(context, call=crm.links.relay(row["tenant_id"], context.call, clock()))
     attempted_at = clock()
     started = time.perf_counter()
     synced: tuple[SyncedRecord, int] | None = None

@@ -16,6 +16,7 @@ from gateway import render
 from gateway.errors import found
 from gateway.ids import new_id
 from gateway.model import EventType, MergeResult, format_ts
+from gateway.pull.recordings import RecordingLinks
 from gateway.store import connections as connection_store
 from gateway.store import deliveries as delivery_store
 from gateway.store import subscriptions as subscription_store
@@ -78,9 +79,11 @@ def enqueue_change(
     version: int,
     now: datetime,
     dispatch: Dispatch | None = None,
+    links: RecordingLinks | None = None,
 ) -> int:
     """Rows for every subscription of the call's tenant that wants one of the change's event types, and a
-    (coalesced) sync for every CRM connection that syncs the call's status."""
+    (coalesced) sync for every CRM connection that syncs the call's status. ``links``: the relayed call's
+    recording becomes the gateway's own link."""
     if not result.types:
         return 0
     synced = enqueue_syncs(conn, base, result.state.data.get("status"), version, now)
@@ -89,8 +92,9 @@ def enqueue_change(
     subscriptions = subscription_store.active_for_tenant(conn, base["tenant_id"])
     if not subscriptions:
         return synced
+    call = call_document(base, result.state.data, version, now)
     data = {
-        "call": call_document(base, result.state.data, version, now),
+        "call": links.relay(base["tenant_id"], call, now) if links is not None else call,
         "version": version,
         "previous_status": result.previous_status.value if result.previous_status else None,
         "changed": list(result.changed),

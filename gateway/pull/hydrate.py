@@ -35,6 +35,7 @@ from gateway.outbound.ssrf import GuardedTransport, TargetPolicy
 from gateway.pull import callsv1, graph8, voicecalls
 from gateway.pull.base import DEFAULT_BACKOFF, Missing, Part, PulledEvent, retry_delay
 from gateway.pull.parts import lacks
+from gateway.pull.recordings import RecordingLinks
 from gateway.pull.service import apply_pulled
 from gateway.pull.source import credentials
 from gateway.store import sources as source_store
@@ -129,7 +130,9 @@ class Hydrator:
         *,
         poll: float = 5.0,
         http: httpx.AsyncClient | None = None,
+        links: RecordingLinks | None = None,
     ) -> None:
+        self.links = links
         self.db, self.writes, self.reparse, self.vault, self.clock, self.poll = (
             db, writes, reparse, vault, clock, poll,
         )  # fmt: skip
@@ -194,7 +197,7 @@ class Hydrator:
             return
         if not isinstance(got, Missing):
             for event in got:
-                await apply_pulled(self.writes, self.reparse, source, event, now)
+                await apply_pulled(self.writes, self.reparse, source, event, now, self.links)
         outcome = "applied" if not isinstance(got, Missing) else "none"
         log.info("hydrated", call_id=row["call_id"], part=row["part"], outcome=outcome)
         await self.writes.run_write(lambda conn: _finish(conn, row, "done", now, None, 0))

@@ -29,6 +29,7 @@ from gateway.inbound import Reparse
 from gateway.model import format_ts
 from gateway.outbound.ssrf import GuardedTransport, TargetPolicy
 from gateway.pull.base import Window
+from gateway.pull.recordings import RecordingLinks
 from gateway.pull.service import Report, reconcile_source
 from gateway.store import sources as source_store
 from gateway.store.db import Database, Writes
@@ -51,7 +52,9 @@ class Reconciler:
         interval: float,
         window: float,
         http: httpx.AsyncClient | None = None,
+        links: RecordingLinks | None = None,
     ) -> None:
+        self.links = links
         self.db, self.writes, self.reparse, self.vault, self.clock = db, writes, reparse, vault, clock
         self.interval = timedelta(seconds=interval)
         self.window = timedelta(seconds=window)
@@ -94,7 +97,14 @@ class Reconciler:
                 window = Window(now - self.window, now)
                 reports.append(
                     await reconcile_source(
-                        self.writes, self.reparse, self.vault, self.http, source, window, self.clock
+                        self.writes,
+                        self.reparse,
+                        self.vault,
+                        self.http,
+                        source,
+                        window,
+                        self.clock,
+                        links=self.links,
                     )
                 )
             except CallgateError as exc:

@@ -9,18 +9,50 @@ minute before they expire, and never stored or relayed. What callgate hands out 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from itsdangerous import URLSafeTimedSerializer
 
-from gateway.model import parse_ts
+from gateway.model import format_ts, parse_ts
 from gateway.pull import callsv1, voicecalls
 from gateway.pull.base import Credentials, Missing, RecordingLink
 from gateway.pull.source import credentials
 from gateway.vault import Vault
 
 PLAYABLE = ("callsv1", "voicecalls")  # vendors whose read API signs a playable link on request
+SALT = "callgate.recording"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingLinks:
+    """The gateway's own recording links (``/recordings/<token>``, ``gateway.api.recordings``): signed,
+    expiring, no API key needed. What is relayed to subscribers and CRMs carries one of these as
+    ``recording.url`` instead of the vendor's, so a link in a CRM note keeps playing after the vendor's
+    15-minute one died. The vendor's reference stays in ``recording.vendor_ref``."""
+
+    serializer: URLSafeTimedSerializer
+    base_url: str
+    ttl_seconds: int
+
+    def url(self, tenant_id: str, call_id: str, ttl_seconds: int | None = None) -> str:
+        ttl = ttl_seconds or self.ttl_seconds
+        return (
+            f"{self.base_url}/recordings/{self.serializer.dumps({'t': tenant_id, 'c': call_id, 'ttl': ttl})}"
+        )
+
+    def relay(self, tenant_id: str, call: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """``call`` (a public call document) as relayed: its recording, if any, as the gateway's link."""
+        recording = call.get("recording")
+        if not isinstance(recording, dict) or not (recording.get("available") or recording.get("url")):
+            return call
+        link = {
+            "url": self.url(tenant_id, call["id"]),
+            "expires_at": format_ts(now + timedelta(seconds=self.ttl_seconds)),
+        }
+        return {**call, "recording": {**recording, **link}}
 
 
 class PlayableLinks:

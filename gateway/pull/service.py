@@ -26,6 +26,7 @@ from gateway.model import TERMINAL
 from gateway.pull import callsv1, graph8, livekit, voiceapi, voicecalls
 from gateway.pull.base import PulledEvent, Reconciled, Window, retry_delay
 from gateway.pull.parts import parts_for
+from gateway.pull.recordings import RecordingLinks
 from gateway.pull.source import RECONCILABLE, credentials
 from gateway.store.db import Writes
 from gateway.store.tables import calls
@@ -85,6 +86,7 @@ async def reconcile_source(
     window: Window,
     clock: Callable[[], datetime],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    links: RecordingLinks | None = None,
 ) -> Report:
     vendor = source["vendor"]
     reader = READERS.get(vendor)
@@ -98,12 +100,12 @@ async def reconcile_source(
         page = await _page(reader, http, creds, window, cursor, clock, sleep)
         report.pages += 1
         for event in page.events:
-            await _apply(writes, reparse, source, event, clock(), report)
+            await _apply(writes, reparse, source, event, clock(), report, links)
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
     if isinstance(creds, livekit.LiveKitCredentials):
-        await _finish_gone_rooms(writes, reparse, http, creds, source, clock, report)
+        await _finish_gone_rooms(writes, reparse, http, creds, source, clock, report, links)
     log.info("reconciled", **{k: v for k, v in report.as_json().items() if k != "calls"})
     return report
 
@@ -116,6 +118,7 @@ async def _finish_gone_rooms(
     source: Mapping[Any, Any],
     clock: Callable[[], datetime],
     report: Report,
+    links: RecordingLinks | None,
 ) -> None:
     """RoomService lists only open rooms: a stored call still open whose room is gone (or replaced) missed
     its ``room_finished`` webhook, and gets it from ``livekit.pull``."""
@@ -137,7 +140,7 @@ async def _finish_gone_rooms(
             continue
         report.rooms_checked += 1
         for event in await livekit.pull(http, creds, name, sid, clock()):
-            await _apply(writes, reparse, source, event, clock(), report)
+            await _apply(writes, reparse, source, event, clock(), report, links)
 
 
 async def _page(
@@ -162,7 +165,12 @@ async def _page(
 
 
 async def apply_pulled(
-    writes: Writes, reparse: Reparse, source: Mapping[Any, Any], event: PulledEvent, now: datetime
+    writes: Writes,
+    reparse: Reparse,
+    source: Mapping[Any, Any],
+    event: PulledEvent,
+    now: datetime,
+    links: RecordingLinks | None = None,
 ) -> IngestResult | None:
     """One pulled event through the ingest unit of work, as a webhook of ``source``; None when the adapter
     cannot read it (a contract change: logged)."""
@@ -190,9 +198,10 @@ async def _apply(
     event: PulledEvent,
     now: datetime,
     report: Report,
+    links: RecordingLinks | None,
 ) -> None:
     report.listed += 1
-    result = await apply_pulled(writes, reparse, source, event, now)
+    result = await apply_pulled(writes, reparse, source, event, now, links)
     if result is None:
         report.unreadable += 1
         return

@@ -4,6 +4,7 @@ minutes: after the vendor's link expired, the gateway's link still plays (a fres
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from tests.conftest import Gateway, make_settings, start_gateway
 from tests.doubles.vendors import Swappable
 from tests.doubles.vendors.callsv1 import State, app
 from tests.helpers import FakeClock, source_headers
+from tests.outbound.receiver import receiver
 from tests.pull.converge import fixture, fixture_json
 
 CALL = 88123  # the callsv1 fixture call
@@ -91,3 +93,54 @@ def test_no_playable_recording_is_a_404(live: Gateway, double: tuple[State, str]
     assert answer.json()["error"]["code"] == "not_found"
     other = location(live, "/v1/calls/call_nope/recording", **live.headers)
     assert other.status_code == 404
+
+
+# --- what is relayed carries the gateway's link, never the vendor's ----------------------------------------
+
+
+def test_subscribers_and_crms_get_the_gateways_link_and_it_plays(
+    db_url: str, double: tuple[State, str], clock: FakeClock
+) -> None:
+    from tests.crm.kinds import KINDS
+    from tests.doubles import serving
+
+    _, url = double
+    hubspot = KINDS["hubspot"]
+    crm_state = hubspot.new_state()
+    settings = make_settings(db_url, allowed_target_cidrs=["127.0.0.0/8"], public_url="https://gw.example")
+    with serving(hubspot.app(crm_state)) as crm_url, receiver() as endpoint:
+        for live in start_gateway(settings, clock=clock):
+            source = live.create_source("callsv1", pull={"base_url": url, "token": "c1-test-token"})
+            made = live.client.post(
+                "/v1/subscriptions",
+                json={"url": endpoint.url, "event_types": ["call.*"]},
+                headers=live.headers,
+            )
+            assert made.status_code == 201, made.text
+            connected = live.client.post(
+                "/v1/connections",
+                json={
+                    "kind": "hubspot",
+                    "name": "hs",
+                    "base_url": crm_url,
+                    "credentials": dict(hubspot.credentials),
+                },
+                headers=live.headers,
+            )
+            assert connected.status_code == 201, connected.text
+            body = fixture("callsv1", "call_ended")
+            assert live.post_hook(source, body, source_headers(source, body)).status_code == 202
+            (got,) = endpoint.wait_for(1)
+            relayed = got.json["data"]["call"]["recording"]
+            assert relayed["vendor_ref"] == "gs://calls-prod/88123.mp3"
+            assert relayed["url"].startswith("https://gw.example/recordings/")
+            deadline = time.monotonic() + 15
+            while not crm_state.calls and time.monotonic() < deadline:
+                time.sleep(0.05)
+            (record,) = crm_state.calls.values()
+            crm_link = record["properties"]["hs_call_recording_url"]
+            assert crm_link.startswith("https://gw.example/recordings/")
+            for link in (relayed["url"], crm_link):  # both play, through the vendor's fresh link
+                answer = location(live, link.removeprefix("https://gw.example"))
+                assert answer.status_code == 302, answer.text
+                assert httpx.get(answer.headers["location"]).content == b"ID3 the recording"
