@@ -18,7 +18,6 @@ that part pulled from the vendor's read API, applied as an event of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -31,8 +30,9 @@ from sqlalchemy.engine import Connection
 from gateway import storable
 from gateway.errors import VendorAuthFailed, VendorError, VendorRetryLater
 from gateway.inbound import Reparse
-from gateway.outbound.ssrf import GuardedTransport, TargetPolicy
+from gateway.outbound.ssrf import TargetPolicy
 from gateway.pull import callsv1, graph8, voicecalls
+from gateway.pull.background import PullLoop
 from gateway.pull.base import DEFAULT_BACKOFF, Missing, Part, PulledEvent, retry_delay
 from gateway.pull.parts import lacks
 from gateway.pull.recordings import RecordingLinks
@@ -116,8 +116,10 @@ def _finish(
 Apply = Callable[[Mapping[Any, Any], PulledEvent, datetime], Awaitable[None]]
 
 
-class Hydrator:
+class Hydrator(PullLoop):
     """Runs the due pulls, a batch every ``poll`` seconds, in the process of a worker."""
+
+    name = "callgate-hydrate"
 
     def __init__(
         self,
@@ -132,26 +134,11 @@ class Hydrator:
         http: httpx.AsyncClient | None = None,
         links: RecordingLinks | None = None,
     ) -> None:
+        super().__init__(targets, http)
         self.links = links
         self.db, self.writes, self.reparse, self.vault, self.clock, self.poll = (
             db, writes, reparse, vault, clock, poll,
         )  # fmt: skip
-        self._own_http = http is None
-        self.http = http or httpx.AsyncClient(
-            transport=GuardedTransport(targets), timeout=30, follow_redirects=False
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="callgate-hydrate")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._own_http:
-            await self.http.aclose()
 
     async def _loop(self) -> None:
         while True:

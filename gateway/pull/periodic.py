@@ -12,7 +12,6 @@ is logged and waits for the next period; the other sources run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -27,7 +26,8 @@ from sqlalchemy.engine import Connection
 from gateway.errors import CallgateError
 from gateway.inbound import Reparse
 from gateway.model import format_ts
-from gateway.outbound.ssrf import GuardedTransport, TargetPolicy
+from gateway.outbound.ssrf import TargetPolicy
+from gateway.pull.background import PullLoop
 from gateway.pull.base import Window
 from gateway.pull.recordings import RecordingLinks
 from gateway.pull.service import Report, reconcile_source
@@ -39,7 +39,11 @@ from gateway.vault import Vault
 log = structlog.get_logger("callgate.pull")
 
 
-class Reconciler:
+class Reconciler(PullLoop):
+    """Each source with read-API settings, once per ``interval``, by one process of several (above)."""
+
+    name = "callgate-reconcile"
+
     def __init__(
         self,
         db: Database,
@@ -54,27 +58,11 @@ class Reconciler:
         http: httpx.AsyncClient | None = None,
         links: RecordingLinks | None = None,
     ) -> None:
+        super().__init__(targets, http)
         self.links = links
         self.db, self.writes, self.reparse, self.vault, self.clock = db, writes, reparse, vault, clock
         self.interval = timedelta(seconds=interval)
         self.window = timedelta(seconds=window)
-        self._own_http = http is None
-        # every request is checked against the SSRF policy, as when the base URL was saved
-        self.http = http or httpx.AsyncClient(
-            transport=GuardedTransport(targets), timeout=30, follow_redirects=False
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="callgate-reconcile")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._own_http:
-            await self.http.aclose()
 
     async def _loop(self) -> None:
         while True:
