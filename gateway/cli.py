@@ -212,8 +212,15 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     reparse = root.reparse(settings)
 
     async def work(db: Database) -> dict[str, Any]:
+        links = root.recording_links(settings, await auth.secret_key(db, settings.secret_key))
         summary = await replay(
-            db, reparse, system_clock, source_id=args.source, since=since, quarantined=args.quarantined
+            db,
+            reparse,
+            system_clock,
+            source_id=args.source,
+            since=since,
+            quarantined=args.quarantined,
+            links=links,
         )
         return summary.as_json()
 
@@ -373,7 +380,10 @@ def cmd_quarantine_replay(args: argparse.Namespace, settings: Settings) -> int:
     reparse = root.reparse(settings)
 
     async def work(db: Database) -> dict[str, Any]:
-        summary, reason = await replay_quarantined(db, reparse, system_clock, args.tenant, args.quarantine_id)
+        links = root.recording_links(settings, await auth.secret_key(db, settings.secret_key))
+        summary, reason = await replay_quarantined(
+            db, reparse, system_clock, args.tenant, args.quarantine_id, links
+        )
         status = (
             "recovered" if summary.recovered else "unreadable" if summary.still_unreadable else "resolved"
         )

@@ -40,6 +40,7 @@ from gateway.ingest import (
     stamp_of,
 )
 from gateway.model import CallState, CallUpdate, MergeResult, Stamp, Status, event_types, merge
+from gateway.pull.recordings import RecordingLinks
 from gateway.store import calls as call_store
 from gateway.store import events as event_store
 from gateway.store.db import Database
@@ -80,7 +81,7 @@ def _read(reparse: Reparse, row: RowMapping) -> tuple[ParsedEvent | None, str | 
         return None, f"adapter error: {type(exc).__name__}"
 
 
-def _job(row: RowMapping, parsed: ParsedEvent) -> IngestJob:
+def _job(row: RowMapping, parsed: ParsedEvent, links: RecordingLinks | None) -> IngestJob:
     return IngestJob(
         tenant_id=row["tenant_id"],
         source_id=row["source_id"],
@@ -89,11 +90,17 @@ def _job(row: RowMapping, parsed: ParsedEvent) -> IngestJob:
         headers=row["headers"],
         body=row["body"],
         received_at=row["received_at"],
+        links=links,
     )
 
 
 def replay_page(
-    conn: Connection, rows: Sequence[RowMapping], reparse: Reparse, now: datetime, summary: ReplaySummary
+    conn: Connection,
+    rows: Sequence[RowMapping],
+    reparse: Reparse,
+    now: datetime,
+    summary: ReplaySummary,
+    links: RecordingLinks | None = None,
 ) -> None:
     """One transaction's worth of raw events: re-parse them, then rebuild every call they touch once."""
     affected: dict[str, str] = {}  # call id -> the raw event that triggered its rebuild
@@ -111,7 +118,9 @@ def replay_page(
         for update in parsed.updates:
             target = _target(conn, row, update)
             if target is None and update.vendor_call_id is not None:
-                changes = apply_update(conn, _job(row, parsed), update, row["id"], parsed, now, reparse)
+                changes = apply_update(
+                    conn, _job(row, parsed, links), update, row["id"], parsed, now, reparse
+                )
                 summary.calls_created += 1
                 summary.changes.extend(changes or [])
                 linked = True
@@ -124,7 +133,7 @@ def replay_page(
         if state != row["state"]:
             event_store.set_state(conn, row["id"], state)
     for call_id, trigger in affected.items():
-        _rebuild(conn, call_id, trigger, naming[call_id], reparse, now, summary)
+        _rebuild(conn, call_id, trigger, naming[call_id], reparse, now, summary, links)
 
 
 def _target(conn: Connection, row: RowMapping, update: CallUpdate) -> RowMapping | None:
@@ -143,6 +152,7 @@ def _rebuild(
     reparse: Reparse,
     now: datetime,
     summary: ReplaySummary,
+    links: RecordingLinks | None = None,
 ) -> None:
     row = call_store.get_by_id_for_merge(conn, call_id)
     if row is None:
@@ -203,7 +213,7 @@ def _rebuild(
     call_store.update_call(conn, call_id, state, version, now)
     if changed:
         base = {k: row[k] for k in call_store.IDENTITY}
-        record_change(conn, base, trigger, (REPLAY_EVENT, None), result, version, now)
+        record_change(conn, base, trigger, (REPLAY_EVENT, None), result, version, now, links=links)
         summary.calls_changed += 1
         summary.changes.append(change_of(call_id, version, result))
     else:
@@ -211,7 +221,12 @@ def _rebuild(
 
 
 def recover_page(
-    conn: Connection, rows: Sequence[RowMapping], reparse: Reparse, now: datetime, summary: ReplaySummary
+    conn: Connection,
+    rows: Sequence[RowMapping],
+    reparse: Reparse,
+    now: datetime,
+    summary: ReplaySummary,
+    links: RecordingLinks | None = None,
 ) -> None:
     """Quarantined bodies the adapters can read now are ingested like a webhook, then marked resolved."""
     for row in rows:
@@ -220,7 +235,7 @@ def recover_page(
         if parsed is None:
             summary.still_unreadable += 1
             continue
-        result = apply_event(conn, _job(row, parsed), now, reparse)
+        result = apply_event(conn, _job(row, parsed, links), now, reparse)
         event_store.resolve_quarantine(conn, row["id"], now)
         summary.recovered += 1
         summary.changes.extend(result.changes)
@@ -235,6 +250,7 @@ async def replay(
     since: datetime | None = None,
     quarantined: bool = False,
     page_size: int = 200,
+    links: RecordingLinks | None = None,
 ) -> ReplaySummary:
     """Quarantined bodies first (when asked), then the stored raw events; one transaction per page."""
     summary = ReplaySummary()
@@ -246,7 +262,7 @@ async def replay(
                 rows = event_store.unresolved_quarantine(
                     conn, source_id=source_id, since=since, after=after, limit=page_size
                 )
-                recover_page(conn, rows, reparse, clock(), summary)
+                recover_page(conn, rows, reparse, clock(), summary, links)
                 return str(rows[-1]["id"]) if rows else None
 
             after_id = await db.run_write(recover)
@@ -261,7 +277,7 @@ async def replay(
             rows = event_store.raw_events_page(
                 conn, source_id=source_id, since=since, after=after, limit=page_size
             )
-            replay_page(conn, rows, reparse, clock(), summary)
+            replay_page(conn, rows, reparse, clock(), summary, links)
             return (rows[-1]["received_at"], rows[-1]["id"]) if rows else None
 
         position = await db.run_write(run)
@@ -271,7 +287,12 @@ async def replay(
 
 
 async def replay_quarantined(
-    db: Database, reparse: Reparse, clock: Clock, tenant_id: str, quarantine_id: str
+    db: Database,
+    reparse: Reparse,
+    clock: Clock,
+    tenant_id: str,
+    quarantine_id: str,
+    links: RecordingLinks | None = None,
 ) -> tuple[ReplaySummary, str | None]:
     """One quarantined body through the current adapters: ``(summary, why it is still unreadable)``.
     A body that reads now is ingested like a webhook (a duplicate changes nothing) and marked resolved."""
@@ -288,7 +309,7 @@ async def replay_quarantined(
             summary.still_unreadable += 1
             reason.append(storable.text(why or "unreadable"))
             return
-        result = apply_event(conn, _job(row, parsed), clock(), reparse)
+        result = apply_event(conn, _job(row, parsed, links), clock(), reparse)
         event_store.resolve_quarantine(conn, row["id"], clock())
         summary.recovered += 1
         summary.changes.extend(result.changes)

@@ -90,7 +90,9 @@ async def replay(request: Request) -> Response:
     svc = services(request)
     _, tenant_id = await tenant_principal(request)
     quarantine_id = request.path_params["quarantine_id"]
-    summary, reason = await replay_quarantined(svc.db, svc.reparse, svc.clock, tenant_id, quarantine_id)
+    summary, reason = await replay_quarantined(
+        svc.db, svc.reparse, svc.clock, tenant_id, quarantine_id, svc.recording_links
+    )
     if summary.recovered:
         svc.wake_worker()
         calls = [{"id": c.call_id, "version": c.version, "status": c.status} for c in summary.changes]

@@ -102,7 +102,7 @@ async def replay(request: Request, console: Console) -> Response:
     svc = console.services
     quarantine_id = request.path_params["quarantine_id"]
     summary, reason = await replay_quarantined(
-        svc.db, svc.reparse, svc.clock, console.tenant_id, quarantine_id
+        svc.db, svc.reparse, svc.clock, console.tenant_id, quarantine_id, svc.recording_links
     )
     if summary.recovered:
         svc.wake_worker()

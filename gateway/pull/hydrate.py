@@ -28,7 +28,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from gateway import storable
-from gateway.errors import VendorAuthFailed, VendorError, VendorRetryLater
+from gateway.errors import CallgateError, VendorAuthFailed, VendorError, VendorRetryLater
 from gateway.inbound import Reparse
 from gateway.outbound.ssrf import TargetPolicy
 from gateway.pull import callsv1, graph8, voicecalls
@@ -161,7 +161,12 @@ class Hydrator(PullLoop):
                     sources[row["source_id"]] = await source_store.get(
                         conn, row["tenant_id"], row["source_id"]
                     )
-            await self._one(row, sources[row["source_id"]])
+            try:
+                await self._one(row, sources[row["source_id"]])
+            except (
+                CallgateError
+            ) as exc:  # e.g. credentials sealed with another key: this row waits, others go
+                await self._again(row, self.clock(), exc.message, DEFAULT_BACKOFF[-1])
         return len(rows)
 
     async def _one(self, row: Mapping[str, Any], source: Mapping[Any, Any] | None) -> None:

@@ -128,3 +128,34 @@ def test_an_empty_transcript_ends_its_pulls_and_a_429_waits(
     assert got["ran"] == [2, 1, 0]  # both; then the grade again after the 30 s it was told to wait
     assert not got["call"].get("transcript")
     assert got["call"]["grade"]["score"] == 0.82
+
+
+def test_a_pull_whose_credentials_cannot_be_opened_waits_and_does_not_stop_the_round(
+    live: Gateway, double: tuple[State, str], db_url: str
+) -> None:
+    """The credentials key changed (``CALLGATE_CREDENTIALS_KEY`` rotated without re-saving the sources): each
+    of the call's pulls is put back with the reason, and the round goes on."""
+    _, url = double
+    source = live.create_source("graph8", pull={"base_url": url, "token": "g8-test-key", "org_id": "org_123"})
+    for name in ("call_initiating", "call_completed"):
+        body = json.dumps(fixture_json("graph8", name)).encode()
+        assert live.post_hook(source, body, source_headers(source, body)).status_code == 202
+
+    async def hydrate_with_another_key() -> int:
+        db = Database(db_url)
+        try:
+            clock = FakeClock()
+            clock.advance(FIRST_DELAY.total_seconds() + 1)
+            async with httpx.AsyncClient(timeout=5) as http:
+                runner = Hydrator(
+                    db, db, reparser(ADAPTERS, "US"), Vault(Vault.new_key()), LOOPBACK, clock, http=http
+                )
+                return await runner.run_once()
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(hydrate_with_another_key()) == 2
+    rows = asyncio.run(_rows(db_url, pulls, pulls.c.status, live.tenant_id))
+    assert [r.status for r in rows] == ["pending", "pending"]
+    errors = asyncio.run(_rows(db_url, pulls, pulls.c.last_error, live.tenant_id))
+    assert all("decrypted" in (r.last_error or "") for r in errors)

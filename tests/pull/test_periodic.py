@@ -99,16 +99,19 @@ async def test_a_failing_source_does_not_stop_the_others(db: Database, double: s
     assert "rm_periodic" in await call_data(db, tenant)
 
 
-def test_serve_runs_the_pull_loops_and_stops_them(db_url: str) -> None:
+def test_serve_runs_the_pull_loops_and_stops_them(sqlite_url: str) -> None:
     """With the loops on (the defaults of ``serve``), the app starts them with its worker and stops them."""
+    from contextlib import closing
+
     from tests.conftest import make_settings, start_gateway
 
-    settings = make_settings(db_url, reconcile_seconds=900, hydrate_poll_seconds=0.05)
+    settings = make_settings(sqlite_url, reconcile_seconds=900, hydrate_poll_seconds=0.05)
 
     async def running() -> set[str]:
         return {task.get_name() for task in asyncio.all_tasks()}
 
-    for live in start_gateway(settings):
+    with closing(start_gateway(settings)) as started:
+        live = next(started)
         assert live.client.get("/healthz").status_code == 200
         portal = live.client.portal
         assert portal is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -108,39 +109,44 @@ def test_subscribers_and_crms_get_the_gateways_link_and_it_plays(
     hubspot = KINDS["hubspot"]
     crm_state = hubspot.new_state()
     settings = make_settings(db_url, allowed_target_cidrs=["127.0.0.0/8"], public_url="https://gw.example")
-    with serving(hubspot.app(crm_state)) as crm_url, receiver() as endpoint:
-        for live in start_gateway(settings, clock=clock):
-            source = live.create_source("callsv1", pull={"base_url": url, "token": "c1-test-token"})
-            made = live.client.post(
-                "/v1/subscriptions",
-                json={"url": endpoint.url, "event_types": ["call.*"]},
-                headers=live.headers,
-            )
-            assert made.status_code == 201, made.text
-            connected = live.client.post(
-                "/v1/connections",
-                json={
-                    "kind": "hubspot",
-                    "name": "hs",
-                    "base_url": crm_url,
-                    "credentials": dict(hubspot.credentials),
-                },
-                headers=live.headers,
-            )
-            assert connected.status_code == 201, connected.text
-            body = fixture("callsv1", "call_ended")
-            assert live.post_hook(source, body, source_headers(source, body)).status_code == 202
-            (got,) = endpoint.wait_for(1)
+    with (
+        serving(hubspot.app(crm_state)) as crm_url,
+        receiver() as endpoint,
+        closing(start_gateway(settings, clock=clock)) as started,
+    ):
+        live = next(started)
+        source = live.create_source("callsv1", pull={"base_url": url, "token": "c1-test-token"})
+        made = live.client.post(
+            "/v1/subscriptions",
+            json={"url": endpoint.url, "event_types": ["call.*"]},
+            headers=live.headers,
+        )
+        assert made.status_code == 201, made.text
+        connected = live.client.post(
+            "/v1/connections",
+            json={
+                "kind": "hubspot",
+                "name": "hs",
+                "base_url": crm_url,
+                "credentials": dict(hubspot.credentials),
+            },
+            headers=live.headers,
+        )
+        assert connected.status_code == 201, connected.text
+        body = fixture("callsv1", "call_ended")
+        assert live.post_hook(source, body, source_headers(source, body)).status_code == 202
+        # one change may be several event types (completed, recording_ready): each carries the link
+        for got in endpoint.wait_for(1):
             relayed = got.json["data"]["call"]["recording"]
             assert relayed["vendor_ref"] == "gs://calls-prod/88123.mp3"
             assert relayed["url"].startswith("https://gw.example/recordings/")
-            deadline = time.monotonic() + 15
-            while not crm_state.calls and time.monotonic() < deadline:
-                time.sleep(0.05)
-            (record,) = crm_state.calls.values()
-            crm_link = record["properties"]["hs_call_recording_url"]
-            assert crm_link.startswith("https://gw.example/recordings/")
-            for link in (relayed["url"], crm_link):  # both play, through the vendor's fresh link
-                answer = location(live, link.removeprefix("https://gw.example"))
-                assert answer.status_code == 302, answer.text
-                assert httpx.get(answer.headers["location"]).content == b"ID3 the recording"
+        deadline = time.monotonic() + 15
+        while not crm_state.calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (record,) = crm_state.calls.values()
+        crm_link = record["properties"]["hs_call_recording_url"]
+        assert crm_link.startswith("https://gw.example/recordings/")
+        for link in (relayed["url"], crm_link):  # both play, through the vendor's fresh link
+            answer = location(live, link.removeprefix("https://gw.example"))
+            assert answer.status_code == 302, answer.text
+            assert httpx.get(answer.headers["location"]).content == b"ID3 the recording"
