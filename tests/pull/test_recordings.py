@@ -78,7 +78,8 @@ def test_a_recording_keeps_playing_after_the_vendors_link_expired(
     assert again.headers["location"] != vendor_link
     assert httpx.get(again.headers["location"]).content == b"ID3 the recording"
 
-    assert location(live, shared[:-2] + "xx").status_code == 401  # altered
+    altered = shared[:-2] + ("xx" if not shared.endswith("xx") else "yy")
+    assert location(live, altered).status_code == 401
     assert location(live, path).status_code == 401  # the API route wants a key
 
 
