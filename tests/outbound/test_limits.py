@@ -124,8 +124,9 @@ async def test_a_rate_limit_holds_across_two_workers(db: Database, second: Datab
         await _run(workers, endpoint, 30)
         arrivals = sorted(gauge.arrivals)
         assert len(arrivals) == 30
-        # slots are 1/rate apart whichever worker holds them: any 10 consecutive requests span >= 0.5 s
-        # (less what a request's own latency can shift one arrival; a per-process bucket would allow 2x)
+        # slots are 1/rate apart whichever worker holds them: any 10 consecutive requests span >= 0.5 s,
+        # less what a late request (a busy CI machine) can shift one arrival; two per-process budgets would
+        # let the two workers send at twice the rate (0.25 s), and a burst spans nothing
         spans = [arrivals[i + 10] - arrivals[i] for i in range(len(arrivals) - 10)]
-        assert min(spans) >= 10 / rate - 0.08
-        assert arrivals[-1] - arrivals[0] >= 29 / rate - 0.1
+        assert min(spans) >= 10 / rate - 0.2
+        assert arrivals[-1] - arrivals[0] >= 29 / rate - 0.2
