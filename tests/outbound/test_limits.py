@@ -124,9 +124,9 @@ async def test_a_rate_limit_holds_across_two_workers(db: Database, second: Datab
         await _run(workers, endpoint, 30)
         arrivals = sorted(gauge.arrivals)
         assert len(arrivals) == 30
-        # slots are 1/rate apart whichever worker holds them: any 10 consecutive requests span >= 0.5 s,
-        # less what a late request (a busy CI machine) can shift one arrival; two per-process budgets would
-        # let the two workers send at twice the rate (0.25 s), and a burst spans nothing
-        spans = [arrivals[i + 10] - arrivals[i] for i in range(len(arrivals) - 10)]
-        assert min(spans) >= 10 / rate - 0.2
-        assert arrivals[-1] - arrivals[0] >= 29 / rate - 0.2
+        # slots are 1/rate apart whichever worker holds them: no second of arrivals holds more than the rate
+        # (+1 for both ends of the window, +2 for requests a busy machine sent late, which bunch up with
+        # later ones); two per-process budgets would let 30 arrive within 0.75 s, and a burst at once
+        most_in_a_second = max(sum(1 for b in arrivals if a <= b < a + 1.0) for a in arrivals)
+        assert most_in_a_second <= rate + 3
+        assert arrivals[-1] - arrivals[0] >= 1.0  # 29 slots 50 ms apart: 1.45 s, less a late first one
