@@ -274,3 +274,28 @@ async def test_livekit_pull_settings_take_no_token(db: Database) -> None:
             None,
         )
     assert refused.value.field == "pull.token"
+
+
+async def test_a_429_waits_as_the_vendor_asks_and_a_long_wait_ends_the_run(
+    db: Database, double: tuple[State, str]
+) -> None:
+    from gateway.errors import VendorRetryLater
+    from gateway.pull.service import MAX_WAIT
+
+    state, url = double
+    vault = Vault(Vault.new_key())
+    source = await graph8_source(db, vault, url)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    state.faults.inject(429, {"error": {"code": "rate_limited"}}, {"Retry-After": "3"}, times=2)
+    async with httpx.AsyncClient(timeout=5) as http:
+        report = await reconcile_source(db, REPARSE, vault, http, source, DAY, lambda: NOW, sleep)
+        assert waits == [3.0, 3.0]  # the page was asked for again after each wait
+        assert report.calls_created == 2
+        state.faults.inject(429, {"error": {"code": "rate_limited"}}, {"Retry-After": str(int(MAX_WAIT) + 1)})
+        with pytest.raises(VendorRetryLater):  # longer than a run waits: the next period tries again
+            await reconcile_source(db, REPARSE, vault, http, source, DAY, lambda: NOW, sleep)
+    assert waits == [3.0, 3.0]

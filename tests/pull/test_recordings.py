@@ -151,3 +151,16 @@ def test_subscribers_and_crms_get_the_gateways_link_and_it_plays(
             answer = location(live, link.removeprefix("https://gw.example"))
             assert answer.status_code == 302, answer.text
             assert httpx.get(answer.headers["location"]).content == b"ID3 the recording"
+
+
+def test_a_refused_vendor_token_is_a_502_with_the_vendors_reason(
+    live: Gateway, double: tuple[State, str]
+) -> None:
+    _, url = double
+    source = live.create_source("callsv1", pull={"base_url": url, "token": "a-revoked-token"})
+    body = fixture("callsv1", "call_ended")
+    assert live.post_hook(source, body, source_headers(source, body)).status_code == 202
+    (call,) = live.calls()
+    answer = location(live, f"/v1/calls/{call['id']}/recording", **live.headers)
+    assert answer.status_code == 502
+    assert answer.json()["error"]["code"] == "vendor_auth_failed"
