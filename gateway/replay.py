@@ -18,7 +18,7 @@ replay never silently drops what a vendor said.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -136,7 +136,7 @@ def replay_page(
         _rebuild(conn, call_id, trigger, naming[call_id], reparse, now, summary, links)
 
 
-def _target(conn: Connection, row: RowMapping, update: CallUpdate) -> RowMapping | None:
+def _target(conn: Connection, row: RowMapping, update: CallUpdate) -> Mapping[Any, Any] | None:
     if update.vendor_call_id is not None:
         return call_store.get_for_merge(conn, row["tenant_id"], row["vendor"], update.vendor_call_id)
     if update.link_alias is not None:

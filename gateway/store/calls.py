@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.model import CallState
+from gateway.store.prepared import Prepared
 from gateway.store.tables import call_aliases, call_events, calls
 
 _MERGE_COLUMNS = (
@@ -29,7 +30,7 @@ _MERGE_COLUMNS = (
     calls.c.created_at,
 )
 IDENTITY = ("id", "tenant_id", "source_id", "vendor", "vendor_call_id", "created_at")
-_BY_KEY = (
+_BY_KEY = Prepared(
     select(*_MERGE_COLUMNS)
     .where(
         calls.c.tenant_id == bindparam("tenant_id"),
@@ -48,28 +49,32 @@ _BY_ALIAS = (
     )
     .with_for_update(of=calls)
 )
-_INSERT_CALL = insert(calls)
-_UPDATE_CALL = update(calls).where(calls.c.id == bindparam("call_id"))
+_INSERT_CALL = Prepared(insert(calls))
+_UPDATE_CALL = Prepared(update(calls).where(calls.c.id == bindparam("call_id")))
 _ALIAS_OWNER = select(call_aliases.c.call_id).where(
     call_aliases.c.tenant_id == bindparam("tenant_id"),
     call_aliases.c.vendor == bindparam("vendor"),
     call_aliases.c.alias == bindparam("alias"),
 )
 _INSERT_ALIAS = insert(call_aliases)
-_INSERT_EVENT = insert(call_events)
+_INSERT_EVENT = Prepared(insert(call_events))
 
 
-def get_for_merge(conn: Connection, tenant_id: str, vendor: str, vendor_call_id: str) -> RowMapping | None:
+def get_for_merge(
+    conn: Connection, tenant_id: str, vendor: str, vendor_call_id: str
+) -> Mapping[Any, Any] | None:
     params = {"tenant_id": tenant_id, "vendor": vendor, "vendor_call_id": vendor_call_id}
-    return conn.execute(_BY_KEY, params).mappings().first()
+    return _BY_KEY.first(conn, params)
 
 
-def get_by_alias_for_merge(conn: Connection, tenant_id: str, vendor: str, alias: str) -> RowMapping | None:
+def get_by_alias_for_merge(
+    conn: Connection, tenant_id: str, vendor: str, alias: str
+) -> Mapping[Any, Any] | None:
     params = {"tenant_id": tenant_id, "vendor": vendor, "alias": alias}
     return conn.execute(_BY_ALIAS, params).mappings().first()
 
 
-def get_by_id_for_merge(conn: Connection, call_id: str) -> RowMapping | None:
+def get_by_id_for_merge(conn: Connection, call_id: str) -> Mapping[Any, Any] | None:
     query = select(*_MERGE_COLUMNS).where(calls.c.id == call_id).with_for_update()
     return conn.execute(query).mappings().first()
 
@@ -108,8 +113,8 @@ def insert_call(
     state: CallState,
     now: datetime,
 ) -> None:
-    conn.execute(
-        _INSERT_CALL,
+    _INSERT_CALL.execute(
+        conn,
         {
             "id": call_id,
             "tenant_id": tenant_id,
@@ -125,7 +130,7 @@ def insert_call(
 
 
 def update_call(conn: Connection, call_id: str, state: CallState, version: int, now: datetime) -> None:
-    conn.execute(_UPDATE_CALL, {"call_id": call_id, "version": version, "updated_at": now, **_columns(state)})
+    _UPDATE_CALL.execute(conn, {"call_id": call_id, "version": version, "updated_at": now, **_columns(state)})
 
 
 def insert_alias(conn: Connection, tenant_id: str, vendor: str, alias: str, call_id: str) -> bool:
@@ -138,7 +143,7 @@ def insert_alias(conn: Connection, tenant_id: str, vendor: str, alias: str, call
 
 
 def insert_call_event(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(_INSERT_EVENT, dict(values))
+    _INSERT_EVENT.execute(conn, values)
 
 
 # --- reads for the API ---------------------------------------------------------------------------

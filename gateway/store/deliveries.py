@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.db import notify_outbox
+from gateway.store.prepared import Prepared
 from gateway.store.tables import (
     connections,
     deliveries,
@@ -24,12 +25,12 @@ from gateway.store.tables import (
     subscriptions,
 )
 
-_INSERT_DELIVERY = insert(deliveries)
+_INSERT_DELIVERY = Prepared(insert(deliveries))
 
 
 def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
-        conn.execute(_INSERT_DELIVERY, [dict(r) for r in rows])
+        _INSERT_DELIVERY.executemany(conn, rows)
         notify_outbox(conn)
 
 
@@ -38,7 +39,7 @@ def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> No
 _earlier = deliveries.alias("earlier")
 
 
-_PENDING_BEFORE = (
+_PENDING_BEFORE = Prepared(
     select(deliveries.c.id)
     .where(
         deliveries.c.subscription_id == bindparam("subscription_id"),
@@ -53,8 +54,8 @@ def pending_before(conn: Connection, subscription_id: str, call_id: str | None) 
     """Whether an undelivered row of this (subscription, call) exists: a new row must wait behind it."""
     if call_id is None:
         return False
-    found = conn.execute(_PENDING_BEFORE, {"subscription_id": subscription_id, "call_id": call_id})
-    return found.first() is not None
+    found = _PENDING_BEFORE.first(conn, {"subscription_id": subscription_id, "call_id": call_id})
+    return found is not None
 
 
 def _head_of_line(same_endpoint: Any) -> Any:
@@ -239,14 +240,14 @@ def next_due(conn: Connection) -> datetime | None:
     return conn.execute(query.order_by(deliveries.c.next_attempt_at).limit(1)).scalar_one_or_none()
 
 
-_INSERT_ATTEMPT = insert(delivery_attempts)
+_INSERT_ATTEMPT = Prepared(insert(delivery_attempts))
 
 
 def record_attempt(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(_INSERT_ATTEMPT, dict(values))
+    _INSERT_ATTEMPT.execute(conn, values)
 
 
-_FINISH: dict[tuple[str, ...], Any] = {}  # one statement per set of columns (a handful): built once
+_FINISH: dict[tuple[str, ...], Prepared] = {}  # one statement per set of columns (a handful): built once
 
 
 def finish(conn: Connection, delivery_id: str, owner: str, values: Mapping[str, Any]) -> bool:
@@ -254,13 +255,13 @@ def finish(conn: Connection, delivery_id: str, owner: str, values: Mapping[str, 
     columns = tuple(sorted(values))
     statement = _FINISH.get(columns)
     if statement is None:
-        statement = _FINISH[columns] = (
+        statement = _FINISH[columns] = Prepared(
             update(deliveries)
             .where(deliveries.c.id == bindparam("w_id"), deliveries.c.lease_owner == bindparam("w_owner"))
             .values(lease_until=None, lease_owner=None, **{c: bindparam(f"v_{c}") for c in columns})
         )
     parameters = {"w_id": delivery_id, "w_owner": owner, **{f"v_{c}": v for c, v in values.items()}}
-    return bool(conn.execute(statement, parameters).rowcount)
+    return bool(statement.execute(conn, parameters))
 
 
 _FRESH = {"status": "pending", "attempts": 0, "completed_at": None}

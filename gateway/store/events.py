@@ -15,12 +15,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store.prepared import Prepared
 from gateway.store.tables import quarantine, raw_events
 
 _INSERT_RAW = {
-    name: builder(raw_events)
-    .on_conflict_do_nothing(index_elements=["source_id", "event_key"])
-    .returning(raw_events.c.id)
+    name: Prepared(
+        builder(raw_events)
+        .on_conflict_do_nothing(index_elements=["source_id", "event_key"])
+        .returning(raw_events.c.id)
+    )
     for name, builder in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
 _FIND_RAW = select(raw_events.c.id).where(
@@ -44,7 +47,7 @@ _INSERT_QUARANTINE = insert(quarantine)
 
 def insert_raw_event(conn: Connection, values: dict[str, Any]) -> bool:
     """Inserts unless (source, event key) is already stored. True when this call stored it."""
-    return conn.execute(_INSERT_RAW[conn.dialect.name], values).first() is not None
+    return _INSERT_RAW[conn.dialect.name].first(conn, values) is not None
 
 
 def find_raw_event_id(conn: Connection, source_id: str, event_key: str) -> str | None:
