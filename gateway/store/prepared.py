@@ -81,8 +81,8 @@ class Prepared:
 
     def _compile(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         compiled: Any = self.statement.compile(dialect=dialect, column_keys=list(keys))
-        defaults_run = [getattr(compiled, n, None) for n in ("insert_prefetch", "update_prefetch", "postfetch")]
-        if compiled.positiontup is None or any(defaults_run):
+        column_defaults = ("insert_prefetch", "update_prefetch", "postfetch")  # Python-side defaults to run
+        if compiled.positiontup is None or any(getattr(compiled, n, None) for n in column_defaults):
             raise TypeError("a prepared statement takes positional parameters and no column defaults")
         binds = compiled.binds
         processors = compiled._bind_processors  # what SQLAlchemy applies to each parameter (JSON, datetimes)
