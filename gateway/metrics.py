@@ -71,13 +71,21 @@ class Metrics:
         )
         self.disabled = Gauge("callgate_endpoints_disabled", "Subscriptions disabled by failures", registry=r)
         self.quarantine = Gauge("callgate_quarantine_open", "Quarantined bodies not yet replayed", registry=r)
+        self._webhook_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         for kind in ("subscription", "crm"):  # present from the start, so dashboards see zeros
             self.pending.labels(kind).set(0)
             self.oldest.labels(kind).set(0)
 
     def webhook(self, vendor: str, outcome: str, seconds: float) -> None:
-        self.webhooks.labels(vendor, outcome).inc()
-        self.ingest_seconds.labels(vendor).observe(seconds)
+        # a labelled child is looked up under the metric's lock each time; there are a few dozen: kept
+        counted = self._webhook_children.get((vendor, outcome))
+        if counted is None:
+            counted = self._webhook_children[(vendor, outcome)] = (
+                self.webhooks.labels(vendor, outcome),
+                self.ingest_seconds.labels(vendor),
+            )
+        counted[0].inc()
+        counted[1].observe(seconds)
 
     def batch(self, jobs: int) -> None:
         self.batch_jobs.observe(jobs)
