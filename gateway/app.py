@@ -100,7 +100,10 @@ def database(settings: Settings) -> Database:
 
 def writer(settings: Settings, db: Database, metrics: Metrics | None = None) -> Writer:
     return Writer(
-        db, max_batch=settings.writer_max_batch, on_batch=metrics.batch if metrics is not None else None
+        db,
+        max_batch=settings.writer_max_batch,
+        on_batch=metrics.batch if metrics is not None else None,
+        lanes=min(settings.writer_lanes, settings.db_pool_size),
     )
 
 

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     bootstrap_tenant: bool = True  # on an empty database, create a tenant and print its API key once
     secret_key: str | None = None  # signs pagination cursors; generated and kept in the database when unset
     writer_max_batch: int = Field(default=256, ge=1, le=10_000)
+    # PostgreSQL: group-commit batches in flight at once, each on its own connection (SQLite: always one)
+    writer_lanes: int = Field(default=4, ge=1, le=64)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = (
         "FULL"  # FULL: an acknowledged webhook survives power loss
     )

@@ -13,6 +13,13 @@ database aborts one (deadlock detected, or a serialization failure) and that bat
 new transaction once the other has committed (``RETRIES_ON_DEADLOCK`` times, then 503). Such an abort is
 never blamed on a job: no webhook is quarantined for another process's locks.
 
+On PostgreSQL one batch at a time leaves the pool idle: each statement is a round trip, and a batch waits
+for every one of them. There the writer runs ``lanes`` batches at once, each in its own transaction on its
+own connection; a job names its ``key`` (the call it writes) and a key always takes the same lane, so one
+call's events never wait on each other's row locks across lanes (what two lanes still lock in opposite
+orders - a LiveKit room linked to a call - is the deadlock case above, run again). SQLite has one write
+lock: one lane.
+
 A commit that fails fails every job in the batch with ``StorageUnavailable``: nothing was acknowledged,
 so nothing is lost - the vendors retry. A job that raises a bug fails alone (500 for that request).
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -53,58 +61,79 @@ Outcome = tuple[Any, BaseException | None]
 
 class Writer:
     def __init__(
-        self, db: Database, *, max_batch: int = 256, on_batch: Callable[[int], None] | None = None
+        self,
+        db: Database,
+        *,
+        max_batch: int = 256,
+        on_batch: Callable[[int], None] | None = None,
+        lanes: int = 1,
     ) -> None:
         self._db = db
         self._on_batch = on_batch  # told each committed batch's size (the metrics)
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Job[Any]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self.lanes = 1 if db.is_sqlite else max(1, lanes)  # SQLite: one write lock, one lane
+        self._queues: list[asyncio.Queue[_Job[Any]]] = [asyncio.Queue() for _ in range(self.lanes)]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._next = 0  # the lane of the next job without a key
         self.batches = 0
         self.jobs = 0
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="callgate-writer")
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._run(queue), name=f"callgate-writer-{lane}")
+                for lane, queue in enumerate(self._queues)
+            ]
 
     async def stop(self) -> None:
         """Finishes what is queued, then stops."""
-        if self._task is None:
+        if not self._tasks:
             return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        for queue in self._queues:
+            await queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
 
-    async def submit(self, work: Callable[[Connection], T]) -> T:
+    async def submit(self, work: Callable[[Connection], T], key: str | None = None) -> T:
+        """Runs ``work`` in the next batch of its lane; returns once that batch has committed. ``key``: what
+        the work writes (a call), so the same key always takes the same lane."""
         if not self.running:
             raise StorageUnavailable("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         # The job completes even if the caller goes away (a vendor that hung up still gets its event
         # stored, and its retry is then a duplicate); retrieve the outcome so nothing is reported unseen.
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._queue.put_nowait(_Job(work, future))
+        if self.lanes == 1:
+            lane = 0
+        elif key is not None:
+            lane = zlib.crc32(key.encode()) % self.lanes  # stable: the same call, the same lane
+        else:
+            lane = self._next = (self._next + 1) % self.lanes
+        self._queues[lane].put_nowait(_Job(work, future))
         return await asyncio.shield(future)
 
     async def run_write(self, work: Callable[[Connection], T]) -> T:
         """``Writes``: the worker's claims and attempt results share the ingest batches' transactions."""
         return await self.submit(work)
 
-    async def _run(self) -> None:
+    async def _run(self, queue: asyncio.Queue[_Job[Any]]) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = [await queue.get()]
+            while len(batch) < self._max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
                 await self._commit(batch)
             finally:
                 for _ in batch:
-                    self._queue.task_done()
+                    queue.task_done()
 
     async def _commit(self, batch: list[_Job[Any]]) -> None:
         def optimistic(conn: Connection) -> list[Outcome]:

@@ -20,6 +20,7 @@ from gateway.api import schemas
 from gateway.api.common import json_response, read_limited, services
 from gateway.api.declare import Answer, Key, Operation, declare
 from gateway.errors import CallgateError, NotFound, PayloadError
+from gateway.inbound import ParsedEvent
 from gateway.ingest import IngestJob, IngestResult, Quarantined, apply_event, prepare, quarantine
 from gateway.sources import ActiveSource
 
@@ -134,7 +135,7 @@ async def _receive(request: Request) -> Response:
         return apply_event(conn, job, svc.clock(), svc.reparse)
 
     try:
-        result = await svc.writer.submit(work)
+        result = await svc.writer.submit(work, key=_call_key(source, parsed))
     except CallgateError:
         raise  # 503 when the store is unavailable: nothing was kept, the vendor retries
     except Exception as exc:  # a value the store refused: the content is at fault, not the store
@@ -163,6 +164,15 @@ async def _receive(request: Request) -> Response:
         return json_response({"status": "duplicate", "event_id": result.raw_event_id}, 200)
     calls = [{"id": c.call_id, "version": c.version, "status": c.status} for c in result.changes]
     return json_response({"status": "accepted", "event_id": result.raw_event_id, "calls": calls}, 202)
+
+
+def _call_key(source: ActiveSource, parsed: ParsedEvent) -> str | None:
+    """The call an event writes, as the writer's lane key: a call's events share a lane."""
+    for update in parsed.updates:
+        key = update.vendor_call_id or update.link_alias
+        if key is not None:
+            return f"{source.tenant_id}/{source.vendor}/{key}"
+    return None
 
 
 async def _quarantine(

@@ -170,3 +170,47 @@ async def test_a_batch_aborted_by_a_deadlock_with_another_process_runs_again_who
         await other.close()
         await writer.stop()
         await db.dispose()
+
+
+async def test_lanes_run_batches_at_once_on_postgresql_and_keep_one_keys_jobs_in_order(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL: several batches in flight, each on its own connection; the jobs of one key share a lane,
+    so they run in the order they were submitted."""
+    from sqlalchemy import text
+
+    db = Database(postgres_url)
+    writer = Writer(db, max_batch=4, lanes=3)
+    writer.start()
+    ran: list[tuple[str, int]] = []
+    flying = [0, 0]  # now, most
+
+    def job(key: str, n: int) -> Callable[[Connection], str]:
+        def work(conn: Connection) -> str:
+            flying[0] += 1
+            flying[1] = max(flying)
+            conn.execute(text("SELECT pg_sleep(0.005)"))  # a round trip: another lane's batch runs meanwhile
+            flying[0] -= 1
+            ran.append((key, n))
+            conn.execute(insert(kv).values(key=f"lane-{os.getpid()}-{id(writer)}-{key}-{n}", value="v"))
+            return key
+
+        return work
+
+    try:
+        jobs = [(f"call{k}", n) for n in range(6) for k in range(8)]
+        results = await asyncio.gather(*(writer.submit(job(k, n), key=k) for k, n in jobs))
+        assert results == [k for k, _ in jobs]
+        assert flying[1] > 1  # batches of different lanes overlapped
+        for k in {k for k, _ in jobs}:
+            assert [n for key, n in ran if key == k] == list(range(6))  # one key: submission order
+    finally:
+        await writer.stop()
+        await db.dispose()
+    assert not writer.running
+
+
+async def test_sqlite_has_one_lane(db: Database) -> None:
+    if not db.is_sqlite:
+        pytest.skip("SQLite only")
+    assert Writer(db, lanes=4).lanes == 1
