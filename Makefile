@@ -33,11 +33,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# the per-webhook stages and the CRM syncs, outside the table; then bench.suite: every target, measured
+# in one run, as one table (printed last, and build/bench.json). BENCH_ARGS: --quick, --only PART, ...
 bench: $(STAMP)
 	$(BIN)/python -m bench.stages
-	$(BIN)/python -m bench.ingest
-	$(BIN)/python -m bench.outbox --rate 100 --rate 200
 	$(BIN)/python -m bench.crm --calls 100
+	$(BIN)/python -m bench.suite $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
