@@ -164,7 +164,10 @@ class Call(SQLModel, table=True):
     __tablename__ = "calls"
     __table_args__ = (
         UniqueConstraint("tenant_id", "vendor", "vendor_call_id"),
-        Index(None, "tenant_id", "status"),
+        # the calls list is newest first: these let it walk in that order and stop at a page (0008)
+        Index(None, "tenant_id", "id"),
+        Index(None, "tenant_id", "status", "id"),
+        Index(None, "tenant_id", "vendor", "id"),
         Index(None, "tenant_id", "from_number"),
         Index(None, "tenant_id", "to_number"),
         Index(None, "tenant_id", "created_at"),
