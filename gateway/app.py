@@ -127,6 +127,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         concurrency=settings.worker_concurrency,
         poll_seconds=settings.worker_poll_seconds,
         crm_concurrency=settings.crm_concurrency,
+        yield_seconds=settings.worker_yield_seconds,
     )
 
 
@@ -165,6 +166,7 @@ def worker(
     crm: CrmRuntime | None = None,
     writes: Writes | None = None,
     metrics: Metrics | None = None,
+    saturated: Callable[[], bool] | None = None,
 ) -> Worker:
     config = worker_config(settings)
     sender = (
@@ -172,7 +174,17 @@ def worker(
         if settings.delivery_process and client is None
         else None
     )
-    return Worker(db, config, clock, client=client, crm=crm, writes=writes, metrics=metrics, sender=sender)
+    return Worker(
+        db,
+        config,
+        clock,
+        client=client,
+        crm=crm,
+        writes=writes,
+        metrics=metrics,
+        sender=sender,
+        saturated=saturated,
+    )
 
 
 def reconciler(
@@ -261,7 +273,15 @@ def create_app(
             batch_writer.start()
             if settings.worker:
                 outbox_worker = worker(
-                    settings, db, clock, client=http_client, crm=crm, writes=batch_writer, metrics=metrics
+                    settings,
+                    db,
+                    clock,
+                    client=http_client,
+                    crm=crm,
+                    writes=batch_writer,
+                    metrics=metrics,
+                    # webhooks queueing for the commit: the vendors' acknowledgements come first
+                    saturated=lambda: batch_writer.waiting >= settings.worker_yield_waiting,
                 )
                 outbox_worker.start()
                 background.append(asyncio.create_task(warn_blocked_targets(db, targets(settings))))

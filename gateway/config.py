@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     worker_batch: int = Field(default=100, ge=1, le=1000)
     worker_concurrency: int = Field(default=64, ge=1, le=1000)  # deliveries in flight per worker
     worker_poll_seconds: float = Field(default=1.0, gt=0)  # idle wake-up, for rows other processes wrote
+    # serve: while this many webhooks wait for their commit, the in-process worker yields to ingest and
+    # claims at most every worker_yield_seconds (0: it never yields)
+    worker_yield_waiting: int = Field(default=32, ge=1)
+    worker_yield_seconds: float = Field(default=0.5, ge=0)
     # --- CRM connections ---
     credentials_key: str | None = None  # Fernet key for CRM credentials at rest (else derived, see vault.py)
     crm_timeout_seconds: float = Field(default=20.0, gt=0, le=120)

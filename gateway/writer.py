@@ -75,6 +75,7 @@ class Writer:
         self._queues: list[asyncio.Queue[_Job[Any]]] = [asyncio.Queue() for _ in range(self.lanes)]
         self._tasks: list[asyncio.Task[None]] = []
         self._next = 0  # the lane of the next job without a key
+        self.waiting = 0  # jobs submitted and not yet answered: how busy ingest is (the worker yields to it)
         self.batches = 0
         self.jobs = 0
 
@@ -110,7 +111,8 @@ class Writer:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         # The job completes even if the caller goes away (a vendor that hung up still gets its event
         # stored, and its retry is then a duplicate); retrieve the outcome so nothing is reported unseen.
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        future.add_done_callback(self._answered)
+        self.waiting += 1
         if self.lanes == 1:
             lane = 0
         elif key is not None:
@@ -119,6 +121,11 @@ class Writer:
             lane = self._next = (self._next + 1) % self.lanes
         self._queues[lane].put_nowait(_Job(work, future))
         return await asyncio.shield(future)
+
+    def _answered(self, future: asyncio.Future[Any]) -> None:
+        self.waiting -= 1
+        if not future.cancelled():
+            future.exception()  # retrieved: a caller that went away leaves nothing reported unseen
 
     async def run_write(self, work: Callable[[Connection], T]) -> T:
         """``Writes``: the worker's claims and attempt results share the ingest batches' transactions."""

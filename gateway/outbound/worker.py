@@ -21,7 +21,7 @@ import contextlib
 import random
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -57,6 +57,10 @@ class WorkerConfig:
     poll_seconds: float = 1.0
     crm_concurrency: int = 4
     connections: int = 32  # connections per endpoint, and deliveries in flight to one without max_concurrency
+    yield_seconds: float = 0.5  # while ingest is saturated: claim at most this often (0: never yield)
+
+
+YIELD_POLL = 0.05  # seconds between looks at whether ingest is still saturated
 
 
 def signature_headers(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
@@ -83,8 +87,13 @@ class Worker:
         writes: Writes | None = None,
         metrics: Metrics | None = None,
         sender: Sender | None = None,
+        saturated: Callable[[], bool] | None = None,
     ) -> None:
         self.db = db
+        # True while this process's ingest is saturated (serve: webhooks queue for the group commit). The
+        # in-process worker then yields the core to the vendors' acknowledgements: no deliveries taken at
+        # commit, a claim at most every ``yield_seconds``; the rows wait, durable, and go when it eases.
+        self.saturated = saturated
         self.metrics = metrics
         self.writes: Writes = writes or db  # in serve: the group-commit writer, shared with ingest
         self.crm = crm
@@ -108,7 +117,9 @@ class Worker:
         self._held: set[tuple[str, str | None]] = set()  # (endpoint, call) with a row waiting behind one
         self._claimed: set[str] = set()  # rows from a claim: the next row of their call may be due after
         self._per_endpoint: defaultdict[str, int] = defaultdict(int)
+        self._last_claim = 0.0  # time.monotonic() of the last claim
         self.attempts = 0
+        self.yielded = 0  # times the worker waited for ingest (metrics, tests)
 
     @property
     def running(self) -> bool:
@@ -120,7 +131,7 @@ class Worker:
     def offer(self) -> outbox.Dispatch | None:
         """For the ingest path: take fresh deliveries straight from its transaction while there is room."""
         room = self.config.concurrency - len(self._inflight) - len(self._ready)
-        if not self.running or self._stopping or room <= 0:
+        if not self.running or self._stopping or room <= 0 or self._yielding():
             return None
         until = self.clock() + timedelta(seconds=self.config.lease_seconds)
         return outbox.Dispatch(self.owner, until, room)
@@ -168,6 +179,10 @@ class Worker:
         except Exception:  # the first delivery tries again
             log.exception("starting the delivery process failed")
         while not self._stopping:
+            if self._yielding() and time.monotonic() - self._last_claim < self.config.yield_seconds:
+                self.yielded += 1
+                await asyncio.sleep(YIELD_POLL)  # ingest first; a claim at least every yield_seconds
+                continue
             self._wake.clear()  # before claiming: a wake-up during the claim is not lost
             self._backlog = False
             try:
@@ -186,7 +201,11 @@ class Worker:
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         return claimed
 
+    def _yielding(self) -> bool:
+        return self.config.yield_seconds > 0 and self.saturated is not None and self.saturated()
+
     async def claim_and_dispatch(self) -> int:
+        self._last_claim = time.monotonic()
         room = self.config.concurrency - len(self._inflight) - len(self._ready)
         if room <= 0:
             return 0

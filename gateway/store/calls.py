@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, union_all, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -177,9 +177,9 @@ async def list_calls(
     if number:
         # the calls of a number, found through the two number indexes (a plain OR made the databases
         # read every call of the tenant); then sorted, they are few
-        either = select(calls.c.id).where(calls.c.tenant_id == tenant_id, calls.c.from_number == number)
-        either = either.union_all(
-            select(calls.c.id).where(calls.c.tenant_id == tenant_id, calls.c.to_number == number)
+        either = union_all(
+            select(calls.c.id).where(calls.c.tenant_id == tenant_id, calls.c.from_number == number),
+            select(calls.c.id).where(calls.c.tenant_id == tenant_id, calls.c.to_number == number),
         )
         conditions.append(calls.c.id.in_(either))
     if since:

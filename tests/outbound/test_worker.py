@@ -430,3 +430,57 @@ async def test_stopping_the_worker_ends_its_delivery_process(make: Any) -> None:
         assert sender.pid is None
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # reaped, not a zombie
+
+
+def another_call() -> bytes:
+    document = json.loads((FIXTURES / "graph8" / "call_completed.json").read_text())
+    document["id"] = "evt_another_call"
+    document["data"]["room_name"] = "rm_another_call"
+    return json.dumps(document).encode()
+
+
+async def test_a_worker_yields_to_saturated_ingest_but_claims_at_least_every_yield_seconds(make: Any) -> None:
+    """In serve the worker yields while webhooks queue for their commit: it takes nothing at commit and
+    claims at most every ``yield_seconds``, so a burst's acknowledgements get the core; the rows wait in
+    the outbox and still go out (the floor claim), and at once when ingest eases."""
+    with receiver() as endpoint:
+        s = await make(endpoint.url)
+        busy = [False]
+        config = replace(s.worker.config, yield_seconds=1.0, poll_seconds=0.05)
+        worker = Worker(s.db, config, s.clock, rng=random.Random(7), saturated=lambda: busy[0])
+        worker.start()
+        try:
+            await asyncio.sleep(0.2)  # it has claimed (nothing yet): its last claim is now
+            busy[0] = True
+            assert worker.offer() is None  # nothing taken at commit while ingest is saturated
+            await s.ingest("call_completed.json")
+            worker.wake()
+            await asyncio.sleep(0.3)
+            assert endpoint.received == []  # waited, though woken
+            assert worker.yielded > 0
+            # the floor: a claim within yield_seconds of the last, though still saturated
+            await asyncio.to_thread(endpoint.wait_for, 1, 5)
+            busy[0] = False
+            assert worker.offer() is not None
+            await ingest(s.db, s.tenant, s.source, "graph8", another_call(), s.clock())
+            worker.wake()
+            await asyncio.to_thread(endpoint.wait_for, 2, 5)  # ingest eased: it goes at once
+        finally:
+            await worker.stop(grace=1)
+
+
+async def test_a_worker_with_yield_seconds_zero_never_yields(make: Any) -> None:
+    with receiver() as endpoint:
+        s = await make(endpoint.url)
+        config = replace(s.worker.config, yield_seconds=0)
+        worker = Worker(s.db, config, s.clock, rng=random.Random(7), saturated=lambda: True)
+        assert worker.offer() is None  # not running yet
+        worker.start()
+        try:
+            assert worker.offer() is not None
+            await s.ingest("call_completed.json")
+            worker.wake()
+            await asyncio.to_thread(endpoint.wait_for, 1, 5)
+            assert worker.yielded == 0
+        finally:
+            await worker.stop(grace=1)

@@ -58,8 +58,12 @@ async def test_rows_written_directly_read_back_the_same_through_sqlalchemy(db: D
         missing = SET_STATE.execute(conn, {"raw_id": "evt_nobody", "s": "applied"})
         direct = [BY_ID.first(conn, {"raw_id": f"evt_prep_{n}"}) for n in (1, 2, 3)]
         nothing = BY_ID.first(conn, {"raw_id": "evt_nobody"})
-        query = select(raw_events.c.id, raw_events.c.headers, raw_events.c.received_at, raw_events.c.body,
-                       raw_events.c.state).where(raw_events.c.id.like("evt_prep_%")).order_by(raw_events.c.id)  # fmt: skip
+        columns = (raw_events.c.id, raw_events.c.headers, raw_events.c.received_at, raw_events.c.body)
+        query = (
+            select(*columns, raw_events.c.state)
+            .where(raw_events.c.id.like("evt_prep_%"))
+            .order_by(raw_events.c.id)
+        )
         through = [dict(r) for r in conn.execute(query).mappings()]
         return changed, missing, direct, nothing, through
 
@@ -81,10 +85,11 @@ async def test_a_driver_error_is_sqlalchemys_and_keeps_the_transaction_usable_af
 
     def work(conn: Connection) -> str:
         INSERT.execute(conn, raw(source, 10))
-        with pytest.raises(IntegrityError) as caught:  # the writer retries IntegrityError, quarantines others
-            with conn.begin_nested():
-                INSERT.execute(conn, raw(source, 10))
-        assert "body" in str(caught.value) and "\x00" not in str(caught.value)  # names, never values
+        # the writer retries an IntegrityError and quarantines other errors: it must be SQLAlchemy's
+        with pytest.raises(IntegrityError) as caught, conn.begin_nested():
+            INSERT.execute(conn, raw(source, 10))
+        assert "body" in str(caught.value)  # the parameters' names, never their values
+        assert "\x00" not in str(caught.value)
         put.execute(conn, {"key": "after", "value": "v"})
         return str(conn.execute(select(kv.c.value).where(kv.c.key == "after")).scalar_one())
 
@@ -109,4 +114,5 @@ async def test_a_cursor_listener_sees_every_statement(db: Database) -> None:
             event.remove(conn, "before_cursor_execute", capture)
 
     await db.run_write(work)
-    assert len(seen) == 2 and seen[0].startswith("INSERT INTO raw_events")
+    assert len(seen) == 2
+    assert seen[0].startswith("INSERT INTO raw_events")
