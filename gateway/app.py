@@ -281,7 +281,7 @@ def create_app(
                     writes=batch_writer,
                     metrics=metrics,
                     # webhooks queueing for the commit: the vendors' acknowledgements come first
-                    saturated=lambda: batch_writer.waiting >= settings.worker_yield_waiting,
+                    saturated=lambda: batch_writer.ingest_waiting >= settings.worker_yield_waiting,
                 )
                 outbox_worker.start()
                 background.append(asyncio.create_task(warn_blocked_targets(db, targets(settings))))

@@ -75,7 +75,9 @@ class Writer:
         self._queues: list[asyncio.Queue[_Job[Any]]] = [asyncio.Queue() for _ in range(self.lanes)]
         self._tasks: list[asyncio.Task[None]] = []
         self._next = 0  # the lane of the next job without a key
-        self.waiting = 0  # jobs submitted and not yet answered: how busy ingest is (the worker yields to it)
+        self.ingest_waiting = (
+            0  # webhooks submitted and not yet answered: the in-process worker yields to them
+        )
         self.batches = 0
         self.jobs = 0
 
@@ -103,16 +105,21 @@ class Writer:
                 await task
         self._tasks = []
 
-    async def submit(self, work: Callable[[Connection], T], key: str | None = None) -> T:
+    async def submit(
+        self, work: Callable[[Connection], T], key: str | None = None, *, ingest: bool = False
+    ) -> T:
         """Runs ``work`` in the next batch of its lane; returns once that batch has committed. ``key``: what
-        the work writes (a call), so the same key always takes the same lane."""
+        the work writes (a call), so the same key always takes the same lane. ``ingest``: a webhook's unit
+        of work, counted in ``ingest_waiting`` until it is answered (not the worker's own writes)."""
         if not self.running:
             raise StorageUnavailable("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         # The job completes even if the caller goes away (a vendor that hung up still gets its event
         # stored, and its retry is then a duplicate); retrieve the outcome so nothing is reported unseen.
-        future.add_done_callback(self._answered)
-        self.waiting += 1
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if ingest:
+            self.ingest_waiting += 1
+            future.add_done_callback(self._answered)
         if self.lanes == 1:
             lane = 0
         elif key is not None:
@@ -122,10 +129,8 @@ class Writer:
         self._queues[lane].put_nowait(_Job(work, future))
         return await asyncio.shield(future)
 
-    def _answered(self, future: asyncio.Future[Any]) -> None:
-        self.waiting -= 1
-        if not future.cancelled():
-            future.exception()  # retrieved: a caller that went away leaves nothing reported unseen
+    def _answered(self, _future: asyncio.Future[Any]) -> None:
+        self.ingest_waiting -= 1
 
     async def run_write(self, work: Callable[[Connection], T]) -> T:
         """``Writes``: the worker's claims and attempt results share the ingest batches' transactions."""

@@ -135,7 +135,7 @@ async def _receive(request: Request) -> Response:
         return apply_event(conn, job, svc.clock(), svc.reparse)
 
     try:
-        result = await svc.writer.submit(work, key=_call_key(source, parsed))
+        result = await svc.writer.submit(work, key=_call_key(source, parsed), ingest=True)
     except CallgateError:
         raise  # 503 when the store is unavailable: nothing was kept, the vendor retries
     except Exception as exc:  # a value the store refused: the content is at fault, not the store

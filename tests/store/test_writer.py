@@ -214,3 +214,18 @@ async def test_sqlite_has_one_lane(db: Database) -> None:
     if not db.is_sqlite:
         pytest.skip("SQLite only")
     assert Writer(db, lanes=4).lanes == 1
+
+
+async def test_ingest_waiting_counts_webhooks_until_they_are_answered(db: Database, writer: Writer) -> None:
+    """What the in-process worker yields to: webhooks waiting for their commit, not other writes."""
+    jobs = [writer.submit(put(f"w-{id(writer)}-{i}"), ingest=i % 2 == 0) for i in range(10)]
+    started = [asyncio.ensure_future(j) for j in jobs]
+    await asyncio.sleep(0)  # submitted: queued, not yet committed
+    assert writer.ingest_waiting == 5
+    await asyncio.gather(*started)
+    assert writer.ingest_waiting == 0
+    with pytest.raises(
+        StorageUnavailable
+    ):  # a failed one is answered too (a duplicate key: retried, then 503)
+        await writer.submit(put(f"w-{id(writer)}-0"), ingest=True)
+    assert writer.ingest_waiting == 0
