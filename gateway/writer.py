@@ -75,9 +75,8 @@ class Writer:
         self._queues: list[asyncio.Queue[_Job[Any]]] = [asyncio.Queue() for _ in range(self.lanes)]
         self._tasks: list[asyncio.Task[None]] = []
         self._next = 0  # the lane of the next job without a key
-        self.ingest_waiting = (
-            0  # webhooks submitted and not yet answered: the in-process worker yields to them
-        )
+        # webhooks submitted and not yet answered: the in-process worker yields to them
+        self.ingest_waiting = 0
         self.batches = 0
         self.jobs = 0
 

@@ -446,7 +446,7 @@ async def test_a_worker_yields_to_saturated_ingest_but_claims_at_least_every_yie
     with receiver() as endpoint:
         s = await make(endpoint.url)
         busy = [False]
-        config = replace(s.worker.config, yield_seconds=1.0, poll_seconds=0.05)
+        config = replace(s.worker.config, yield_seconds=2.0, poll_seconds=0.05)
         worker = Worker(s.db, config, s.clock, rng=random.Random(7), saturated=lambda: busy[0])
         worker.start()
         try:
