@@ -27,8 +27,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
-    n = args.events
-    url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='callgate-stages-')}/stages.db"
+    with tempfile.TemporaryDirectory(prefix="callgate-stages-") as workdir:  # removed afterwards
+        measure(args.events, args.batch, f"sqlite+aiosqlite:///{workdir}/stages.db")
+
+
+def measure(n: int, batch_size: int, url: str) -> None:
     upgrade(url)
     tenant, source, secret = asyncio.run(setup_source(url))
     batch = events(n, secret)
@@ -56,16 +59,16 @@ def main() -> None:
         for p, (b, h) in zip(parsed, batch, strict=True)
     ]
     started = time.perf_counter()
-    for i in range(0, n, args.batch):
+    for i in range(0, n, batch_size):
         with engine.begin() as conn:
-            for job in jobs[i : i + args.batch]:
+            for job in jobs[i : i + batch_size]:
                 apply_event(conn, job, system_clock(), reparse)
     apply_us = (time.perf_counter() - started) / n * 1e6
     engine.dispose()
     print(
         f"per webhook: verify {verify_us:.0f} us, parse+normalize {parse_us:.0f} us "
         f"(of which storable {storable_us:.0f} us), "
-        f"store (batches of {args.batch}, synchronous=FULL) {apply_us:.0f} us"
+        f"store (batches of {batch_size}, synchronous=FULL) {apply_us:.0f} us"
     )
 
 
