@@ -167,7 +167,6 @@ class Call(SQLModel, table=True):
         # the calls list is newest first: these let it walk in that order and stop at a page (0008)
         Index(None, "tenant_id", "id"),
         Index(None, "tenant_id", "status", "id"),
-        Index(None, "tenant_id", "vendor", "id"),
         Index(None, "tenant_id", "from_number"),
         Index(None, "tenant_id", "to_number"),
         Index(None, "tenant_id", "created_at"),
