@@ -60,6 +60,11 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.yielded = Counter(
+            "callgate_worker_yield_seconds",
+            "Seconds serve's in-process worker waited for saturated ingest before claiming",
+            registry=r,
+        )
         self.pending = Gauge(
             "callgate_outbox_pending", "Deliveries waiting, by endpoint kind", ["kind"], registry=r
         )
@@ -92,6 +97,9 @@ class Metrics:
 
     def attempt(self, kind: str, outcome: str) -> None:
         self.attempts.labels(kind, outcome).inc()
+
+    def worker_yielded(self, seconds: float) -> None:
+        self.yielded.inc(seconds)
 
     def render(self, snapshot: Snapshot) -> bytes:
         for kind in ("subscription", "crm"):

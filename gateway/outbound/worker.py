@@ -182,6 +182,8 @@ class Worker:
             if self._yielding() and time.monotonic() - self._last_claim < self.config.yield_seconds:
                 self.yielded += 1
                 await asyncio.sleep(YIELD_POLL)  # ingest first; a claim at least every yield_seconds
+                if self.metrics is not None:
+                    self.metrics.worker_yielded(YIELD_POLL)
                 continue
             self._wake.clear()  # before claiming: a wake-up during the claim is not lost
             self._backlog = False

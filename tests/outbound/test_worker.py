@@ -23,6 +23,7 @@ from standardwebhooks import Webhook
 from gateway import outbox
 from gateway import subscriptions as service
 from gateway.ids import new_whsec
+from gateway.metrics import Metrics
 from gateway.outbound.retry import Policy
 from gateway.outbound.sender import EXITED, ProcessSender
 from gateway.outbound.ssrf import TargetPolicy
@@ -447,7 +448,10 @@ async def test_a_worker_yields_to_saturated_ingest_but_claims_at_least_every_yie
         s = await make(endpoint.url)
         busy = [False]
         config = replace(s.worker.config, yield_seconds=2.0, poll_seconds=0.05)
-        worker = Worker(s.db, config, s.clock, rng=random.Random(7), saturated=lambda: busy[0])
+        metrics = Metrics()
+        worker = Worker(
+            s.db, config, s.clock, rng=random.Random(7), saturated=lambda: busy[0], metrics=metrics
+        )
         worker.start()
         try:
             await asyncio.sleep(0.2)  # it has claimed (nothing yet): its last claim is now
@@ -458,6 +462,9 @@ async def test_a_worker_yields_to_saturated_ingest_but_claims_at_least_every_yie
             await asyncio.sleep(0.3)
             assert endpoint.received == []  # waited, though woken
             assert worker.yielded > 0
+            waited = metrics.registry.get_sample_value("callgate_worker_yield_seconds_total")
+            assert waited is not None
+            assert waited >= 0.1  # counted for operators
             # the floor: a claim within yield_seconds of the last, though still saturated
             await asyncio.to_thread(endpoint.wait_for, 1, 5)
             busy[0] = False
