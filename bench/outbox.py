@@ -133,6 +133,18 @@ def wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def start_receiver() -> tuple[subprocess.Popen[bytes], int]:
+    """``bench/receiver.py`` in its own process, ready: the process and its port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.receiver", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_ready(f"http://127.0.0.1:{port}/stats")
+    return process, port
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -255,13 +267,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=2000)
     args = parser.parse_args()
     rates = args.rate or [100.0, 200.0]
-    receiver_port = free_port()
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "bench.receiver", "--port", str(receiver_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_ready(f"http://127.0.0.1:{receiver_port}/stats")
+    receiver, receiver_port = start_receiver()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             bench = Bench(Path(tmp), receiver_port)

@@ -44,7 +44,6 @@ import json
 import os
 import platform
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,8 +55,7 @@ from typing import Any
 
 from bench import report, servers
 from bench.growth import LIST_QUERY, Growth
-from bench.ingest import free_port
-from bench.outbox import Bench, wait_ready
+from bench.outbox import Bench, start_receiver
 
 PARTS = ("ingest", "postgres", "outbox", "growth")
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -170,17 +168,6 @@ def part_growth(workdir: Path, subscriber: str, sizes: Sizes) -> dict[str, Any]:
 # --- main --------------------------------------------------------------------------------------------
 
 
-def _start_receiver() -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.receiver", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_ready(f"http://127.0.0.1:{port}/stats")
-    return process, port
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a few seconds a part")
@@ -199,7 +186,7 @@ def main() -> None:
         "sizes": sizes.__dict__,
         "parts": {},
     }
-    receiver, receiver_port = _start_receiver()
+    receiver, receiver_port = start_receiver()
     subscriber = f"http://127.0.0.1:{receiver_port}/hook"
     try:
         with tempfile.TemporaryDirectory(prefix="callgate-suite-") as tmp:

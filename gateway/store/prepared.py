@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -177,6 +177,6 @@ class _Cursor:
         raise wrapped from exc
 
 
-def _shown(values: Mapping[str, Any] | Iterable[Any]) -> Any:
+def _shown(values: Mapping[str, Any]) -> dict[str, str]:
     """Parameters as an error may show them: names only, never a body or a secret."""
-    return {name: "…" for name in values} if isinstance(values, Mapping) else None
+    return dict.fromkeys(values, "…")

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from gateway.errors import StorageUnavailable
 from gateway.store.db import Database
 from gateway.store.prepared import Prepared
 from gateway.store.tables import kv, raw_events
@@ -116,3 +117,51 @@ async def test_a_cursor_listener_sees_every_statement(db: Database) -> None:
     await db.run_write(work)
     assert len(seen) == 2
     assert seen[0].startswith("INSERT INTO raw_events")
+
+
+async def test_a_storage_error_on_the_driver_is_a_503_and_the_next_write_works(db: Database) -> None:
+    """SQLite: a statement the database cannot run (its table is gone) leaves as SQLAlchemy's
+    ``OperationalError``, which ``Database`` answers as ``StorageUnavailable`` (the vendor retries)."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite's OperationalError")
+    put = Prepared(insert(kv))
+
+    def work(conn: Connection) -> None:
+        conn.exec_driver_sql("DROP TABLE kv")  # rolled back with the failed transaction
+        put.execute(conn, {"key": "gone", "value": "v"})
+
+    with pytest.raises(StorageUnavailable):
+        await db.run_write(work)
+    await db.run_write(lambda conn: put.execute(conn, {"key": f"back-{id(db)}", "value": "v"}))
+
+
+async def test_a_connection_that_dies_under_a_statement_is_a_503_and_is_replaced(db: Database) -> None:
+    """PostgreSQL: the server ends the connection while the driver-level statement is on it; the error
+    leaves as SQLAlchemy's error (the connection invalidated), which answers 503, and the next write gets a
+    live connection."""
+    if db.is_sqlite:
+        pytest.skip("a PostgreSQL backend to terminate")
+    import asyncpg
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.util import await_only
+
+    url = make_url(db.url)
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database=url.database
+    )
+    put = Prepared(insert(kv))
+
+    def work(conn: Connection) -> None:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        await_only(admin.execute("SELECT pg_terminate_backend($1)", pid))
+        put.execute(conn, {"key": f"dead-{id(db)}", "value": "v"})
+
+    try:
+        with pytest.raises(StorageUnavailable):
+            await db.run_write(work)
+        key = f"after-{id(db)}"
+        await db.run_write(lambda conn: put.execute(conn, {"key": key, "value": "v"}))
+        async with db.reading() as conn:
+            assert (await conn.execute(select(kv.c.value).where(kv.c.key == key))).scalar_one() == "v"
+    finally:
+        await admin.close()
