@@ -24,8 +24,10 @@ from gateway.outbox import Dispatch, enqueue_change
 from gateway.phones import normalize
 from gateway.pull.parts import schedule as schedule_pulls
 from gateway.pull.recordings import RecordingLinks
+from gateway.store import batch as batches
 from gateway.store import calls as call_store
 from gateway.store import events as event_store
+from gateway.store.batch import Prefetch
 
 # headers never stored with a raw event: they are credentials, not content
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
@@ -43,6 +45,7 @@ class IngestJob:
     dispatch: Dispatch | None = None  # the in-process worker takes the fresh deliveries it can send now
     pull_parts: tuple[str, ...] = ()  # what the source's read API can fill in later (gateway.pull.parts)
     links: RecordingLinks | None = None  # relayed recordings as the gateway's own links
+    raw_id: str = field(default_factory=lambda: new_id("evt"))  # its raw event's id, made up front
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,29 +204,42 @@ def initial_state(parsed: ParsedEvent) -> tuple[str, str | None]:
     return "no_call", None
 
 
+def raw_event_row(job: IngestJob) -> dict[str, Any]:
+    parsed = job.parsed
+    state, link_alias = initial_state(parsed)
+    return {
+        "id": job.raw_id,
+        "tenant_id": job.tenant_id,
+        "source_id": job.source_id,
+        "vendor": job.vendor,
+        "event_key": parsed.event_key,
+        "event_type": parsed.event_type[:200],
+        "state": state,
+        "link_alias": link_alias,
+        "occurred_at": parsed.occurred_at,
+        "received_at": job.received_at,
+        "headers": storable_headers(job.headers),
+        "body": job.body,
+    }
+
+
+def prefetch(job: IngestJob) -> Prefetch:
+    """What the job's batch reads and writes for it up front (``gateway.store.batch``)."""
+    keys = tuple(
+        (job.tenant_id, job.vendor, u.vendor_call_id) for u in job.parsed.updates if u.vendor_call_id
+    )
+    return Prefetch(raw_event_row(job), keys)
+
+
 def apply_event(conn: Connection, job: IngestJob, now: datetime, reparse: Reparse) -> IngestResult:
     if job.dispatch is not None:
         job.dispatch.reset()
     parsed = job.parsed
-    raw_id = new_id("evt")
-    state, link_alias = initial_state(parsed)
-    stored = event_store.insert_raw_event(
-        conn,
-        {
-            "id": raw_id,
-            "tenant_id": job.tenant_id,
-            "source_id": job.source_id,
-            "vendor": job.vendor,
-            "event_key": parsed.event_key,
-            "event_type": parsed.event_type[:200],
-            "state": state,
-            "link_alias": link_alias,
-            "occurred_at": parsed.occurred_at,
-            "received_at": job.received_at,
-            "headers": storable_headers(job.headers),
-            "body": job.body,
-        },
-    )
+    raw_id = job.raw_id
+    state, _link_alias = initial_state(parsed)
+    stored = batches.raw_stored(conn, raw_id)  # inserted with its batch
+    if stored is None:
+        stored = event_store.insert_raw_event(conn, raw_event_row(job))
     if not stored:
         existing = event_store.find_raw_event_id(conn, job.source_id, parsed.event_key)
         return IngestResult(existing or raw_id, duplicate=True)

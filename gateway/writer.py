@@ -39,6 +39,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import CallgateError, StorageUnavailable
+from gateway.store import batch as batches
+from gateway.store import prefetch
+from gateway.store.batch import Prefetch
 from gateway.store.db import Database, forget_transaction_cache, storage_error, transaction_conflict
 
 T = TypeVar("T")
@@ -54,6 +57,7 @@ RETRIES_ON_DEADLOCK = 5  # batches aborted by the database for another transacti
 class _Job(Generic[T]):
     work: Callable[[Connection], T]
     future: asyncio.Future[T]
+    plan: Callable[[], Prefetch] | None = None  # a webhook's: what its batch may read and write up front
 
 
 Outcome = tuple[Any, BaseException | None]
@@ -67,8 +71,10 @@ class Writer:
         max_batch: int = 256,
         on_batch: Callable[[int], None] | None = None,
         lanes: int = 1,
+        prefetch: bool = True,
     ) -> None:
         self._db = db
+        self._prefetch = prefetch  # a batch's reads first and its writes last (gateway.store.batch)
         self._on_batch = on_batch  # told each committed batch's size (the metrics)
         self._max_batch = max_batch
         self.lanes = 1 if db.is_sqlite else max(1, lanes)  # SQLite: one write lock, one lane
@@ -105,11 +111,18 @@ class Writer:
         self._tasks = []
 
     async def submit(
-        self, work: Callable[[Connection], T], key: str | None = None, *, ingest: bool = False
+        self,
+        work: Callable[[Connection], T],
+        key: str | None = None,
+        *,
+        ingest: bool = False,
+        plan: Callable[[], Prefetch] | None = None,
     ) -> T:
         """Runs ``work`` in the next batch of its lane; returns once that batch has committed. ``key``: what
         the work writes (a call), so the same key always takes the same lane. ``ingest``: a webhook's unit
-        of work, counted in ``ingest_waiting`` until it is answered (not the worker's own writes)."""
+        of work, counted in ``ingest_waiting`` until it is answered (not the worker's own writes).
+        ``plan``: what the work will insert and read (``gateway.store.batch``), so that a batch of several
+        runs those statements once for all of them."""
         if not self.running:
             raise StorageUnavailable("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -125,7 +138,7 @@ class Writer:
             lane = zlib.crc32(key.encode()) % self.lanes  # stable: the same call, the same lane
         else:
             lane = self._next = (self._next + 1) % self.lanes
-        self._queues[lane].put_nowait(_Job(work, future))
+        self._queues[lane].put_nowait(_Job(work, future, plan))
         return await asyncio.shield(future)
 
     def _answered(self, _future: asyncio.Future[Any]) -> None:
@@ -148,6 +161,8 @@ class Writer:
 
     async def _commit(self, batch: list[_Job[Any]]) -> None:
         def optimistic(conn: Connection) -> list[Outcome]:
+            if self._prefetch and sum(job.plan is not None for job in batch) > 1:
+                return self._planned(conn, batch)
             return [(job.work(conn), None) for job in batch]
 
         def isolated(conn: Connection) -> list[Outcome]:
@@ -198,6 +213,28 @@ class Writer:
             if storage_error(exc) or transaction_conflict(exc):
                 raise
             return await self._db.run_write(isolated)
+
+    @staticmethod
+    def _planned(conn: Connection, batch: list[_Job[Any]]) -> list[Outcome]:
+        """The optimistic pass with the webhooks' statements batched: the jobs without a plan first (they
+        read and write the tables as they are), then the batch's reads, the webhooks, and its writes.
+        Jobs submitted concurrently have no order among them but their call's, which is kept."""
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        planned = []
+        for position, job in enumerate(batch):
+            if job.plan is None:
+                outcomes[position] = (job.work(conn), None)
+            else:
+                planned.append(position)
+        try:
+            prefetch.begin(conn, [batch[position].plan() for position in planned])  # type: ignore[misc]
+            for position in planned:
+                outcomes[position] = (batch[position].work(conn), None)
+            batches.end(conn)
+        except BaseException:
+            batches.discard(conn)
+            raise
+        return [outcome for outcome in outcomes if outcome is not None]
 
     @staticmethod
     def _one(conn: Connection, work: Callable[[Connection], Any]) -> Outcome:

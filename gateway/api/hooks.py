@@ -21,7 +21,15 @@ from gateway.api.common import json_response, read_limited, services
 from gateway.api.declare import Answer, Key, Operation, declare
 from gateway.errors import CallgateError, NotFound, PayloadError
 from gateway.inbound import ParsedEvent
-from gateway.ingest import IngestJob, IngestResult, Quarantined, apply_event, prepare, quarantine
+from gateway.ingest import (
+    IngestJob,
+    IngestResult,
+    Quarantined,
+    apply_event,
+    prefetch,
+    prepare,
+    quarantine,
+)
 from gateway.sources import ActiveSource
 
 log = structlog.get_logger("callgate.hooks")
@@ -135,7 +143,9 @@ async def _receive(request: Request) -> Response:
         return apply_event(conn, job, svc.clock(), svc.reparse)
 
     try:
-        result = await svc.writer.submit(work, key=_call_key(source, parsed), ingest=True)
+        result = await svc.writer.submit(
+            work, key=_call_key(source, parsed), ingest=True, plan=lambda: prefetch(job)
+        )
     except CallgateError:
         raise  # 503 when the store is unavailable: nothing was kept, the vendor retries
     except Exception as exc:  # a value the store refused: the content is at fault, not the store

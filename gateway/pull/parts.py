@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.ids import new_id
 from gateway.pull.base import Part
+from gateway.store import batch as batches
 from gateway.store.tables import pulls
 
 FIRST_DELAY = timedelta(seconds=60)  # graph8 may announce call.completed before it flushed the transcript
@@ -77,4 +78,5 @@ def schedule(
         if lacks(data, part)
     ]
     if rows:
+        batches.settle(conn)  # a pull refers to its call: the call is written first
         conn.execute(_SCHEDULE[conn.dialect.name], rows)

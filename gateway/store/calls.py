@@ -10,11 +10,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, union_all, update
+from sqlalchemy import and_, bindparam, func, insert, select, tuple_, union_all, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.model import CallState
+from gateway.store import batch as batches
+from gateway.store.batch import INSERT_CALL, TIMELINE, UPDATE_CALL, CallKey
 from gateway.store.prepared import Prepared
 from gateway.store.tables import call_aliases, call_events, calls
 
@@ -39,6 +41,16 @@ _BY_KEY = Prepared(
     )
     .with_for_update()
 )
+_BY_KEYS = (
+    select(*_MERGE_COLUMNS)
+    .where(
+        tuple_(calls.c.tenant_id, calls.c.vendor, calls.c.vendor_call_id).in_(
+            bindparam("keys", expanding=True)
+        )
+    )
+    .order_by(calls.c.id)  # locked in one order: two processes' batches wait instead of deadlocking
+    .with_for_update()
+)
 _BY_ALIAS = (
     select(*_MERGE_COLUMNS)
     .join(call_aliases, call_aliases.c.call_id == calls.c.id)
@@ -60,32 +72,59 @@ _INSERT_ALIAS = insert(call_aliases)
 _INSERT_EVENT = Prepared(insert(call_events))
 
 
+def read_for_merge(conn: Connection, keys: Sequence[CallKey]) -> dict[CallKey, dict[str, Any]]:
+    """A batch's calls in one statement, locked until the commit (``gateway.store.batch``)."""
+    found = conn.execute(_BY_KEYS, {"keys": list(keys)}).mappings()
+    return {(row["tenant_id"], row["vendor"], row["vendor_call_id"]): dict(row) for row in found}
+
+
 def get_for_merge(
     conn: Connection, tenant_id: str, vendor: str, vendor_call_id: str
 ) -> Mapping[Any, Any] | None:
+    key = (tenant_id, vendor, vendor_call_id)
+    batch = batches.current(conn)
+    if batch is not None and key in batch.rows:
+        return batch.rows[key]  # read with the batch, as the batch's earlier jobs left it
     params = {"tenant_id": tenant_id, "vendor": vendor, "vendor_call_id": vendor_call_id}
-    return _BY_KEY.first(conn, params)
+    row = _BY_KEY.first(conn, params)
+    if batch is not None:
+        batch.remember(key, row)
+    return row
 
 
 def get_by_alias_for_merge(
     conn: Connection, tenant_id: str, vendor: str, alias: str
 ) -> Mapping[Any, Any] | None:
+    batches.settle(conn)  # the join reads the calls table: what the batch deferred is written first
     params = {"tenant_id": tenant_id, "vendor": vendor, "alias": alias}
-    return conn.execute(_BY_ALIAS, params).mappings().first()
+    found = conn.execute(_BY_ALIAS, params).mappings().first()
+    batch = batches.current(conn)
+    if found is None or batch is None:
+        return found
+    row = dict(found)
+    key = (row["tenant_id"], row["vendor"], row["vendor_call_id"])
+    cached = batch.rows.get(key)
+    if cached is not None:
+        return cached  # the same call as the batch holds it (flushed: the two agree)
+    batch.remember(key, row)
+    return row
 
 
 def get_by_id_for_merge(conn: Connection, call_id: str) -> Mapping[Any, Any] | None:
+    batches.settle(conn)
     query = select(*_MERGE_COLUMNS).where(calls.c.id == call_id).with_for_update()
     return conn.execute(query).mappings().first()
 
 
 def raw_event_ids_of_call(conn: Connection, call_id: str) -> list[str]:
     """Every raw event that ever touched the call: its timeline is the list of them."""
+    batches.settle(conn)
     query = select(call_events.c.raw_event_id).where(call_events.c.call_id == call_id).distinct()
     return sorted(conn.execute(query).scalars())
 
 
 def call_ids_of_raw_event(conn: Connection, raw_event_id: str) -> list[str]:
+    batches.settle(conn)
     query = select(call_events.c.call_id).where(call_events.c.raw_event_id == raw_event_id).distinct()
     return sorted(conn.execute(query).scalars())
 
@@ -113,28 +152,46 @@ def insert_call(
     state: CallState,
     now: datetime,
 ) -> None:
-    _INSERT_CALL.execute(
-        conn,
-        {
-            "id": call_id,
-            "tenant_id": tenant_id,
-            "source_id": source_id,
-            "vendor": vendor,
-            "vendor_call_id": vendor_call_id,
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-            **_columns(state),
-        },
-    )
+    values = {
+        "id": call_id,
+        "tenant_id": tenant_id,
+        "source_id": source_id,
+        "vendor": vendor,
+        "vendor_call_id": vendor_call_id,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        **_columns(state),
+    }
+    batch = batches.current(conn)
+    if batch is None:
+        _INSERT_CALL.execute(conn, values)
+        return
+    batch.defer(INSERT_CALL, _INSERT_CALL, values, key=call_id)
+    batch.remember((tenant_id, vendor, vendor_call_id), {c.key: values[c.key] for c in _MERGE_COLUMNS})
 
 
 def update_call(conn: Connection, call_id: str, state: CallState, version: int, now: datetime) -> None:
-    _UPDATE_CALL.execute(conn, {"call_id": call_id, "version": version, "updated_at": now, **_columns(state)})
+    values = {"version": version, "updated_at": now, **_columns(state)}
+    batch = batches.current(conn)
+    key = batch.by_id.get(call_id) if batch is not None else None
+    if batch is None or key is None:
+        _UPDATE_CALL.execute(conn, {"call_id": call_id, **values})
+        return
+    # the batch holds this call: its last state is what the flush writes, once
+    inserted = batch.deferred(INSERT_CALL, _INSERT_CALL, call_id)
+    if inserted is not None:
+        inserted.update(values)
+    else:
+        batch.defer(UPDATE_CALL, _UPDATE_CALL, {"call_id": call_id, **values}, key=call_id)
+    row = batch.rows[key]
+    assert row is not None
+    batch.rows[key] = {**row, "version": version, "data": state.data, "stamps": state.stamps}
 
 
 def insert_alias(conn: Connection, tenant_id: str, vendor: str, alias: str, call_id: str) -> bool:
     """Claims an alias for a call; the first call to claim it keeps it. True when this call got it."""
+    batches.settle(conn)  # the alias row refers to its call: the call is written first
     params = {"tenant_id": tenant_id, "vendor": vendor, "alias": alias}
     if conn.execute(_ALIAS_OWNER, params).first() is not None:
         return False
@@ -142,8 +199,12 @@ def insert_alias(conn: Connection, tenant_id: str, vendor: str, alias: str, call
     return True
 
 
-def insert_call_event(conn: Connection, values: Mapping[str, Any]) -> None:
-    _INSERT_EVENT.execute(conn, values)
+def insert_call_event(conn: Connection, values: dict[str, Any]) -> None:
+    batch = batches.current(conn)
+    if batch is None:
+        _INSERT_EVENT.execute(conn, values)
+    else:
+        batch.defer(TIMELINE, _INSERT_EVENT, values)
 
 
 # --- reads for the API ---------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store import batch as batches
+from gateway.store.batch import OUTBOX
 from gateway.store.db import notify_outbox
 from gateway.store.prepared import Prepared
 from gateway.store.tables import (
@@ -28,10 +30,17 @@ from gateway.store.tables import (
 _INSERT_DELIVERY = Prepared(insert(deliveries))
 
 
-def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
+def insert_deliveries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    batch = batches.current(conn)
+    if batch is None:
         _INSERT_DELIVERY.executemany(conn, rows)
-        notify_outbox(conn)
+    else:
+        for row in rows:
+            batch.defer(OUTBOX, _INSERT_DELIVERY, row)
+            batch.outbox.setdefault(row["call_id"], []).append(row)
+    notify_outbox(conn)
 
 
 # --- the worker's side --------------------------------------------------------------------------------
@@ -50,12 +59,37 @@ _PENDING_BEFORE = Prepared(
 )
 
 
+_PENDING_OF_CALLS = (
+    select(deliveries.c.call_id)
+    .where(
+        deliveries.c.subscription_id == bindparam("subscription_id"),
+        deliveries.c.call_id.in_(bindparam("call_ids", expanding=True)),
+        deliveries.c.status == "pending",
+    )
+    .distinct()
+)
+
+
 def pending_before(conn: Connection, subscription_id: str, call_id: str | None) -> bool:
     """Whether an undelivered row of this (subscription, call) exists: a new row must wait behind it."""
     if call_id is None:
         return False
-    found = _PENDING_BEFORE.first(conn, {"subscription_id": subscription_id, "call_id": call_id})
-    return found is not None
+    batch = batches.current(conn)
+    if batch is not None:
+        for row in batch.outbox.get(call_id, ()):  # the batch's own rows, not written yet
+            if row["subscription_id"] == subscription_id and row["status"] == "pending":
+                return True
+        asked = batch.memo.get(("pending", subscription_id))
+        if asked is None:  # asked once for every call the batch holds
+            ids = {row["id"] for row in batch.rows.values() if row is not None}
+            query = {"subscription_id": subscription_id, "call_ids": sorted(ids)}
+            found = set(conn.execute(_PENDING_OF_CALLS, query).scalars())
+            asked = batch.memo[("pending", subscription_id)] = (ids, found)
+        ids, found = asked
+        if call_id in ids:
+            return call_id in found
+    found_one = _PENDING_BEFORE.first(conn, {"subscription_id": subscription_id, "call_id": call_id})
+    return found_one is not None
 
 
 def _head_of_line(same_endpoint: Any) -> Any:
@@ -204,6 +238,13 @@ def set_budgets(conn: Connection, next_slots: Mapping[str, datetime]) -> None:
 def coalesce_sync(conn: Connection, connection_id: str, call_id: str, values: Mapping[str, Any]) -> bool:
     """A pending sync of this (connection, call) that no worker holds takes ``values`` (the newer version)
     instead of a second row being queued. False when there is none: the caller inserts one."""
+    batch = batches.current(conn)
+    if batch is not None:  # a sync the batch queued and has not written yet is pending and free
+        for row in batch.outbox.get(call_id, ()):
+            free = row["status"] == "pending" and row["lease_owner"] is None
+            if row["connection_id"] == connection_id and free:
+                row.update(values)
+                return True
     result = conn.execute(
         update(deliveries)
         .where(

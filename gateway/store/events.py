@@ -5,7 +5,7 @@ Synchronous Core: these run inside the ingest batch (``Database.run_write``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store import batch as batches
 from gateway.store.prepared import Prepared
 from gateway.store.tables import quarantine, raw_events
 
@@ -24,6 +25,12 @@ _INSERT_RAW = {
         .on_conflict_do_nothing(index_elements=["source_id", "event_key"])
         .returning(raw_events.c.id)
     )
+    for name, builder in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_INSERT_RAW_MANY = {
+    name: builder(raw_events)
+    .on_conflict_do_nothing(index_elements=["source_id", "event_key"])
+    .returning(raw_events.c.id)
     for name, builder in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
 _FIND_RAW = select(raw_events.c.id).where(
@@ -50,6 +57,13 @@ def insert_raw_event(conn: Connection, values: dict[str, Any]) -> bool:
     return _INSERT_RAW[conn.dialect.name].first(conn, values) is not None
 
 
+def insert_raw_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """A batch's raw events in one statement (SQLAlchemy's multi-row ``VALUES``), each unless its (source,
+    event key) is stored already or came earlier in ``rows``. Returns the ids it stored."""
+    result = conn.execute(_INSERT_RAW_MANY[conn.dialect.name], [dict(r) for r in rows])
+    return {str(value) for value in result.scalars()}
+
+
 def find_raw_event_id(conn: Connection, source_id: str, event_key: str) -> str | None:
     value = conn.execute(_FIND_RAW, {"source_id": source_id, "event_key": event_key}).scalar_one_or_none()
     return str(value) if value is not None else None
@@ -60,7 +74,10 @@ def set_state(conn: Connection, raw_event_id: str, state: str) -> None:
 
 
 def pending_for_alias(conn: Connection, tenant_id: str, vendor: str, alias: str) -> Sequence[RowMapping]:
-    return conn.execute(_PENDING, {"tenant_id": tenant_id, "vendor": vendor, "alias": alias}).mappings().all()
+    params = {"tenant_id": tenant_id, "vendor": vendor, "alias": alias}
+    found = conn.execute(_PENDING, params).mappings().all()
+    ahead = batches.ahead(conn)
+    return [row for row in found if row["id"] not in ahead] if ahead else found
 
 
 def insert_quarantine(conn: Connection, values: dict[str, Any]) -> None:
