@@ -20,6 +20,11 @@ call's events never wait on each other's row locks across lanes (what two lanes 
 orders - a LiveKit room linked to a call - is the deadlock case above, run again). SQLite has one write
 lock: one lane.
 
+When two or more of a batch's jobs are webhooks that declared a ``plan`` (their raw event and the calls
+they name), the optimistic pass runs their statements per batch instead of per job: the jobs without a plan
+first, then one insert for the raw events, one read for the calls, the webhooks, and their deferred writes
+(``gateway.store.batch``). The savepoint pass never does.
+
 A commit that fails fails every job in the batch with ``StorageUnavailable``: nothing was acknowledged,
 so nothing is lost - the vendors retry. A job that raises a bug fails alone (500 for that request).
 """
@@ -71,10 +76,8 @@ class Writer:
         max_batch: int = 256,
         on_batch: Callable[[int], None] | None = None,
         lanes: int = 1,
-        prefetch: bool = True,
     ) -> None:
         self._db = db
-        self._prefetch = prefetch  # a batch's reads first and its writes last (gateway.store.batch)
         self._on_batch = on_batch  # told each committed batch's size (the metrics)
         self._max_batch = max_batch
         self.lanes = 1 if db.is_sqlite else max(1, lanes)  # SQLite: one write lock, one lane
@@ -161,7 +164,7 @@ class Writer:
 
     async def _commit(self, batch: list[_Job[Any]]) -> None:
         def optimistic(conn: Connection) -> list[Outcome]:
-            if self._prefetch and sum(job.plan is not None for job in batch) > 1:
+            if sum(job.plan is not None for job in batch) > 1:  # one webhook alone: nothing to share
                 return self._planned(conn, batch)
             return [(job.work(conn), None) for job in batch]
 
