@@ -8,7 +8,21 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Text,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
@@ -68,6 +82,33 @@ _PENDING_OF_CALLS = (
     )
     .distinct()
 )
+_CALL_IDS = (
+    func.unnest(bindparam("call_ids", type_=ARRAY(Text)))
+    .table_valued("call_id")
+    .render_derived(name="batch_calls")
+)
+# PostgreSQL: for each call of the array, its first pending row: a probe each into the pending rows' index
+# whatever the planner thinks of the subscription's backlog (a LIMIT keeps the subquery from being flattened
+# into a join it could answer by reading every pending row of the subscription)
+_FIRST_PENDING = (
+    select(deliveries.c.call_id)
+    .where(
+        deliveries.c.subscription_id == bindparam("subscription_id"),
+        deliveries.c.call_id == _CALL_IDS.c.call_id,
+        deliveries.c.status == "pending",
+    )
+    .limit(1)
+    .lateral("first_pending")
+)
+_PENDING_OF_CALLS_PG = select(_FIRST_PENDING.c.call_id).select_from(_CALL_IDS.join(_FIRST_PENDING, true()))
+
+
+def _pending_of_calls(conn: Connection, subscription_id: str, call_ids: Sequence[str]) -> set[str]:
+    """Which of ``call_ids`` have an undelivered row for the subscription, in one statement."""
+    postgres = conn.dialect.name == "postgresql"
+    query = _PENDING_OF_CALLS_PG if postgres else _PENDING_OF_CALLS
+    params = {"subscription_id": subscription_id, "call_ids": list(call_ids)}
+    return {str(call_id) for call_id in conn.execute(query, params).scalars()}
 
 
 def pending_before(conn: Connection, subscription_id: str, call_id: str | None) -> bool:
@@ -82,8 +123,7 @@ def pending_before(conn: Connection, subscription_id: str, call_id: str | None) 
         asked = batch.memo.get(("pending", subscription_id))
         if asked is None:  # asked once for every call the batch holds
             ids = {row["id"] for row in batch.rows.values() if row is not None}
-            query = {"subscription_id": subscription_id, "call_ids": sorted(ids)}
-            found = set(conn.execute(_PENDING_OF_CALLS, query).scalars())
+            found = _pending_of_calls(conn, subscription_id, sorted(ids))
             asked = batch.memo[("pending", subscription_id)] = (ids, found)
         ids, found = asked
         if call_id in ids:
