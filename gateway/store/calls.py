@@ -209,7 +209,8 @@ def update_call(conn: Connection, call_id: str, state: CallState, version: int, 
     values = {"version": version, "updated_at": now, **_columns(state)}
     batch = batches.current(conn)
     key = batch.by_id.get(call_id) if batch is not None else None
-    if batch is None or key is None:
+    row = batch.rows.get(key) if batch is not None and key is not None else None
+    if batch is None or key is None or row is None:  # a call the batch does not hold: written now
         _UPDATE_CALL.execute(conn, {"call_id": call_id, **values})
         return
     # the batch holds this call: its last state is what the flush writes, once
@@ -218,8 +219,6 @@ def update_call(conn: Connection, call_id: str, state: CallState, version: int, 
         inserted.update(values)
     else:
         batch.defer(UPDATE_CALL, _UPDATE_CALL, {"call_id": call_id, **values}, key=call_id)
-    row = batch.rows[key]
-    assert row is not None
     batch.rows[key] = {**row, "version": version, "data": state.data, "stamps": state.stamps}
 
 
