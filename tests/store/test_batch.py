@@ -8,6 +8,7 @@ import json
 import random
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,19 +17,21 @@ from hypothesis import strategies as st
 from sqlalchemy import event, insert, select
 from sqlalchemy.engine import Connection
 
-from gateway.errors import PayloadError
+from gateway.errors import PayloadError, StorageUnavailable
 from gateway.ids import new_id
 from gateway.ingest import IngestJob, IngestResult, apply_event, prefetch
 from gateway.outbox import Dispatch
 from gateway.store import batch as batches
 from gateway.store import prefetch as prefetching
 from gateway.store.db import Database
+from gateway.store.migrate import upgrade
 from gateway.store.tables import call_events, calls, connections, deliveries, pulls, raw_events
 from gateway.store.tables import sources as source_table
 from gateway.writer import Writer
 from tests.helpers import FIXTURES
 from tests.store.helpers import NOW, new_source, reparse
 from tests.store.test_transaction_cache import subscribed_tenant
+from tests.store.test_writer import make_unreachable
 
 pytestmark = pytest.mark.anyio
 
@@ -278,7 +281,7 @@ async def test_a_failing_webhook_in_a_batch_fails_alone_and_the_rest_is_stored(d
     writer = Writer(db, max_batch=16)
     writer.start()
     try:
-        outcomes = await asyncio.gather(
+        outcomes: list[Any] = await asyncio.gather(
             *(
                 writer.submit(
                     failing if n == 2 else (lambda conn, j=j: apply_event(conn, j, NOW, reparse)),  # type: ignore[misc]
@@ -289,8 +292,10 @@ async def test_a_failing_webhook_in_a_batch_fails_alone_and_the_rest_is_stored(d
             ),
             return_exceptions=True,
         )
+        shared = writer.batches < len(jobs)
     finally:
         await writer.stop()
+    assert shared  # the four went through one batched pass (then its savepoint pass), not one by one
     assert isinstance(outcomes[2], PayloadError)
     assert all(isinstance(o, IngestResult) and not o.duplicate for i, o in enumerate(outcomes) if i != 2)
     async with db.reading() as conn:
@@ -300,3 +305,34 @@ async def test_a_failing_webhook_in_a_batch_fails_alone_and_the_rest_is_stored(d
         call_ids = sorted((await conn.execute(ids)).scalars())
     assert stored == {j.raw_id for n, j in enumerate(jobs) if n != 2}
     assert call_ids == ["1000", "1001", "1003"]
+
+
+async def test_storage_gone_under_a_batch_answers_every_webhook_unavailable(sqlite_url: str) -> None:
+    """The batch's first statement (its raw events) fails on a database that is not there: every webhook
+    of the batch is told to retry (503), the writer survives and serves again once storage is back."""
+    db = Database(sqlite_url)
+    writer = Writer(db, max_batch=16)
+    writer.start()
+    db_file = Path(sqlite_url.split("///", 1)[1])
+    jobs = [job("ten_x", {"callsv1": "src_x"}, "callsv1", "call_started.json") for _ in range(4)]
+    try:
+        make_unreachable(db_file)  # before the writer's first connection
+        outcomes = await asyncio.gather(
+            *(
+                writer.submit(
+                    lambda conn, j=j: apply_event(conn, j, NOW, reparse),  # type: ignore[misc]
+                    ingest=True,
+                    plan=lambda j=j: prefetch(j),  # type: ignore[misc]
+                )
+                for j in jobs
+            ),
+            return_exceptions=True,
+        )
+        assert all(isinstance(o, StorageUnavailable) for o in outcomes), outcomes
+        assert writer.running
+        await asyncio.to_thread(db_file.rmdir)
+        await asyncio.to_thread(upgrade, sqlite_url)
+        assert await writer.submit(lambda conn: "back") == "back"
+    finally:
+        await writer.stop()
+        await db.dispose()

@@ -5,11 +5,13 @@ never by reading and sorting every call of the tenant. Plans, not timings."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import event, insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.outbox import new_row
 from gateway.store import calls as call_store
@@ -23,7 +25,9 @@ from tests.store.test_transaction_cache import subscribed_tenant
 pytestmark = pytest.mark.anyio
 
 
-async def plan(db: Database, **filters: Any) -> str:
+async def explained(db: Database, run: Callable[[AsyncConnection], Awaitable[Any]]) -> str:
+    """The plan of the last statement ``run`` sends (on PostgreSQL a generic plan: the driver prepares
+    statements)."""
     async with db.reading() as conn:
         seen: list[tuple[str, Any]] = []
 
@@ -32,10 +36,18 @@ async def plan(db: Database, **filters: Any) -> str:
 
         assert conn.sync_connection is not None
         event.listen(conn.sync_connection, "before_cursor_execute", capture)
-        await call_store.list_calls(conn, "ten_x", limit=51, **filters)
+        await run(conn)
         statement, parameters = seen[-1]
-        rows = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
-        return "\n".join(str(row[-1]) for row in rows)
+        if db.is_sqlite:
+            rows = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
+            return "\n".join(str(row[-1]) for row in rows)
+        await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        rows = (await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)).all()
+        return "\n".join(str(row[0]) for row in rows)
+
+
+async def plan(db: Database, **filters: Any) -> str:
+    return await explained(db, lambda conn: call_store.list_calls(conn, "ten_x", limit=51, **filters))
 
 
 @pytest.mark.parametrize(
@@ -101,25 +113,9 @@ async def test_the_merge_read_finds_a_call_by_its_key_on_postgresql(db: Database
     assert "uq_calls_tenant_id_vendor_vendor_call_id" in shown, shown
 
 
-async def batch_plan(db: Database, read: Any) -> str:
-    """The plan of the last statement ``read`` (a write-side store function) runs, on a generic plan on
-    PostgreSQL (the driver prepares statements)."""
-    async with db.reading() as conn:
-        seen: list[tuple[str, Any]] = []
-
-        def capture(_c: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
-            seen.append((statement, parameters))
-
-        assert conn.sync_connection is not None
-        event.listen(conn.sync_connection, "before_cursor_execute", capture)
-        await conn.run_sync(read)
-        statement, parameters = seen[-1]
-        if db.is_sqlite:
-            rows = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
-            return "\n".join(str(row[-1]) for row in rows)
-        await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
-        rows = (await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)).all()
-        return "\n".join(str(row[0]) for row in rows)
+async def batch_plan(db: Database, read: Callable[[Connection], Any]) -> str:
+    """The plan of the last statement ``read`` (a write-side store function) runs."""
+    return await explained(db, lambda conn: conn.run_sync(read))
 
 
 async def seeded(db: Database, count: int = 3000) -> tuple[str, str]:
