@@ -57,7 +57,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"callgate serving on {base} ({_db_label(settings)})", flush=True)
     print(f"  web console {base}/console · API reference {base}/docs", flush=True)
     uvicorn.run(
-        root.create_app(settings),
+        root.create_app(settings, freeze_heap=True),
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -436,6 +436,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if settings.hydrate_poll_seconds:
             hydration.start()
         print(f"callgate worker {worker.owner} running ({_db_label(settings)})", flush=True)
+        root.settle_heap()
         await stop.wait()
         await periodic.stop()
         await hydration.stop()

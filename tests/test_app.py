@@ -61,3 +61,19 @@ def test_every_runtime_object_comes_from_the_settings(sqlite_url: str) -> None:
         assert root.writer(settings, db)._max_batch == 7
     finally:
         asyncio.run(db.dispose())
+
+
+def test_serve_freezes_what_startup_made_and_tests_do_not(sqlite_url: str) -> None:
+    """``serve`` (``freeze_heap=True``) moves startup's objects out of the cyclic collector's reach once the
+    lifespan is up; an app built without it, as every other test builds one, leaves the collector alone."""
+    import gc
+
+    gc.unfreeze()
+    settings = make_settings(sqlite_url, worker=False)
+    with TestClient(create_app(settings, configure_logging=False)):
+        assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(create_app(settings, configure_logging=False, freeze_heap=True)):
+            assert gc.get_freeze_count() > 10_000  # the modules, adapters and pools, at least
+    finally:
+        gc.unfreeze()
