@@ -147,6 +147,14 @@ def check_lines(parts: dict[str, Any]) -> list[str]:
             if run["stored"] < ok:
                 text += " — **fewer than acknowledged**"
         lines.append(text)
+    if (outbox := parts.get("outbox")) and "runs" in outbox["peak"]:
+        runs_of = outbox["peak"]["runs"]
+        lines.append(
+            "- outbox peaks, webhooks/s in the order run (the table takes the medians): no subscription "
+            + " / ".join(f"{r:,}" for r in runs_of["none"])
+            + "; one subscription "
+            + " / ".join(f"{r:,}" for r in runs_of["one_subscription"])
+        )
     return lines
 
 
