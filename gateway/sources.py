@@ -205,10 +205,11 @@ class SourceCache:
         return loading
 
     def _store(self, source_id: str, done: asyncio.Future[ActiveSource | None]) -> None:
+        failed = done.cancelled() or done.exception() is not None  # retrieved, even if nobody waits
         if self._loading.get(source_id) is not done:
             return  # invalidated while it ran
         del self._loading[source_id]
-        if done.cancelled() or done.exception() is not None:
+        if failed:
             return  # the waiters see the error (503); a background refresh keeps the entry
         if len(self._entries) >= self.MAX_ENTRIES:
             self._entries.clear()
