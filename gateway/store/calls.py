@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, and_, bindparam, func, insert, or_, select, union_all, update
+from sqlalchemy import ARRAY, Text, and_, bindparam, func, insert, or_, select, union, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -268,22 +268,40 @@ async def list_calls(
         conditions.append(calls.c.direction == direction)
     if vendor:
         conditions.append(calls.c.vendor == vendor)
-    if number:
-        # the calls of a number, found through the two number indexes (a plain OR made the databases
-        # read every call of the tenant); then sorted, they are few
-        either = union_all(
-            select(calls.c.id).where(calls.c.tenant_id == tenant_id, calls.c.from_number == number),
-            select(calls.c.id).where(calls.c.tenant_id == tenant_id, calls.c.to_number == number),
-        )
-        conditions.append(calls.c.id.in_(either))
     if since:
         conditions.append(calls.c.created_at >= since)
     if until:
         conditions.append(calls.c.created_at < until)
     if before_id:
         conditions.append(calls.c.id < before_id)
+    if number:  # the page from its candidates (every filter applied there), by primary key
+        conditions = [
+            calls.c.tenant_id == tenant_id,
+            calls.c.id.in_(_calls_of_number(conditions, number, limit)),
+        ]
     query = select(calls).where(and_(*conditions)).order_by(calls.c.id.desc()).limit(limit)
     return (await conn.execute(query)).mappings().all()
+
+
+def _calls_of_number(conditions: list[Any], number: str, limit: int) -> Any:
+    """The page's candidates for a number at either end: each end's first ``limit`` calls, newest first,
+    every other filter applied, walked on its (tenant, number, id) index and stopped there (0009). The
+    page is in their union: a call among the first ``limit`` of both ends together is among the first
+    ``limit`` of its own end. A plain OR read every call of the tenant; the two number indexes without
+    ``id`` read and sorted every call of the number (1 s a page on PostgreSQL for a caller id on 300,000
+    calls)."""
+
+    def end(column: Any) -> Any:
+        first = (
+            select(calls.c.id)
+            .where(*conditions, column == number)
+            .order_by(calls.c.id.desc())
+            .limit(limit)
+            .subquery()
+        )
+        return select(first.c.id)
+
+    return union(end(calls.c.from_number), end(calls.c.to_number))
 
 
 async def list_call_events(conn: AsyncConnection, tenant_id: str, call_id: str) -> Sequence[RowMapping]:

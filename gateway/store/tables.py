@@ -164,11 +164,12 @@ class Call(SQLModel, table=True):
     __tablename__ = "calls"
     __table_args__ = (
         UniqueConstraint("tenant_id", "vendor", "vendor_call_id"),
-        # the calls list is newest first: these let it walk in that order and stop at a page (0008)
+        # the calls list is newest first: these let it walk in that order and stop at a page (0008), a
+        # number's calls too, however many it has (0009)
         Index(None, "tenant_id", "id"),
         Index(None, "tenant_id", "status", "id"),
-        Index(None, "tenant_id", "from_number"),
-        Index(None, "tenant_id", "to_number"),
+        Index(None, "tenant_id", "from_number", "id"),
+        Index(None, "tenant_id", "to_number", "id"),
         Index(None, "tenant_id", "created_at"),
     )
     id: str = Field(sa_column=Column("id", ID, primary_key=True))
