@@ -136,22 +136,15 @@ async def post_all(ports: list[int], source: dict[str, Any], items: list[tuple[s
     for i, job in enumerate(jobs):
         queue.put_nowait((i, job))
 
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=IN_FLIGHT * 2)) as client:
+    # idle connections are dropped well before the server's keep-alive timeout (5 s, httpx's default
+    # too): reusing one just as the server closed it was a ReadError that failed a full-suite run
+    limits = httpx.Limits(max_connections=IN_FLIGHT * 2, keepalive_expiry=1.0)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
         async def post(port: int, body: bytes, msg_id: str) -> None:
             headers = scheme.sign(body, msg_id=msg_id)
             for _ in range(20):  # a vendor retries what was not acknowledged
-                try:
-                    response = await client.post(
-                        f"http://127.0.0.1:{port}{path}", content=body, headers=headers
-                    )
-                except httpx.TransportError:
-                    # a kept-alive connection the server closed as it idled, just as this request went
-                    # out (uvicorn's keep-alive timeout): not acknowledged, so sent again, as a vendor
-                    # would; a server that died is caught after the run (every server still running)
-                    statuses[0] += 1
-                    await asyncio.sleep(0.2)
-                    continue
+                response = await client.post(f"http://127.0.0.1:{port}{path}", content=body, headers=headers)
                 statuses[response.status_code] += 1
                 if response.status_code < 500:
                     return
@@ -268,8 +261,7 @@ def test_two_servers_and_three_workers_on_one_postgresql(database: str) -> None:
 
     after = asyncio.run(stored(database))
     # --- ingest, across two processes ---
-    assert set(statuses) - {0} <= {200, 202}, statuses
-    assert statuses[0] <= 5, statuses  # connections closed under a request: a rare race, not a pattern
+    assert set(statuses) <= {200, 202}, statuses
     assert after["raw_events"] == len(items)  # one per webhook, however many times and where it was sent
     assert len(after["calls"]) == CALLS
     assert {status for _, _, status in after["calls"]} == {"completed"}  # no update lost, any order
